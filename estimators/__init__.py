@@ -1,0 +1,1 @@
+"""Built-in gradient estimators (installed as ``gradbench.estimators``); every module here registers one."""

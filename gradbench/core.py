@@ -1,0 +1,244 @@
+"""The plug-in contract: hyper-parameters, tasks, estimators, and the problem an estimator is handed.
+
+Shared estimator signature (written once, as in DeepMind's mc_gradients)::
+
+    estimator.estimate(problem, rng) -> Tensor  # n x D x K
+
+- ``problem.theta`` is the logits tensor (D x K) on the cell's device and dtype, ``problem.task`` the task;
+- ``rng`` is a :class:`gradbench.rng.BlockRng` for a chunk of ``rng.n`` estimates; every random number must come
+  from it (that is what makes a cell reproducible whatever the chunk size);
+- the result holds one gradient estimate w.r.t. all of θ per row, in the problem's dtype, vectorized over the n
+  estimates (no Python loop over draws).
+
+Conventions (DESIGN.md §3): p = softmax(θ) per variable; z is one-hot over the last axis; a binary variable is
+K = 2 with b = z[..., 1].
+
+This module imports no torch at import time, so ``gradbench --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, ClassVar
+
+from gradbench.errors import GradbenchError
+
+if TYPE_CHECKING:
+    import torch
+
+    from gradbench.rng import BlockRng
+
+REQUIRED: Any = object()
+"""Sentinel default of a hyper-parameter the user must give."""
+
+
+@dataclass(frozen=True)
+class Param:
+    """A declared hyper-parameter (estimators) or option (tasks), validated before any work is done.
+
+    ``low``/``high`` bound the value; ``low_open``/``high_open`` make the bound strict.
+    """
+
+    name: str
+    kind: type  # int, float or str
+    default: Any
+    help: str
+    low: float | None = None
+    high: float | None = None
+    low_open: bool = False
+    high_open: bool = False
+    choices: tuple[str, ...] | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def describe_range(self) -> str:
+        parts = []
+        if self.low is not None:
+            parts.append(f"{'>' if self.low_open else '≥'} {self.low:g}")
+        if self.high is not None:
+            parts.append(f"{'<' if self.high_open else '≤'} {self.high:g}")
+        if self.choices:
+            parts.append("one of " + ", ".join(self.choices))
+        return " and ".join(parts)
+
+    def convert(self, owner: str, raw: Any) -> Any:
+        """Convert ``raw`` (a string from the command line or a Python value) and check the declared range."""
+        where = f"{owner}: {self.name}"
+        try:
+            if self.kind is int:
+                if isinstance(raw, float) and not raw.is_integer():
+                    raise ValueError
+                value: Any = int(raw) if not isinstance(raw, str) else int(raw.strip())
+            elif self.kind is float:
+                value = float(raw)
+            else:
+                value = str(raw)
+        except (TypeError, ValueError):
+            raise GradbenchError(f"{where} must be {self.kind.__name__}, got {raw!r}") from None
+        if self.kind is float and not math.isfinite(value):
+            raise GradbenchError(f"{where} must be a finite number, got {raw!r}")
+        bad = (
+            (self.low is not None and (value < self.low or (self.low_open and value == self.low)))
+            or (self.high is not None and (value > self.high or (self.high_open and value == self.high)))
+            or (self.choices is not None and value not in self.choices)
+        )
+        if bad:
+            raise GradbenchError(f"{where} must be {self.describe_range()}, got {raw!r}")
+        return value
+
+
+def resolve_params(owner: str, specs: tuple[Param, ...], given: dict[str, Any]) -> dict[str, Any]:
+    """Validate ``given`` against ``specs`` and fill in defaults; names are matched exactly."""
+    known = {p.name: p for p in specs}
+    unknown = sorted(set(given) - set(known))
+    if unknown:
+        accepted = ", ".join(known) if known else "none"
+        raise GradbenchError(f"{owner}: unknown option {unknown[0]!r} (accepted: {accepted})")
+    values = {}
+    for p in specs:
+        if p.name in given and given[p.name] is not None:
+            values[p.name] = p.convert(owner, given[p.name])
+        elif p.required:
+            raise GradbenchError(f"{owner}: {p.name} is required ({p.help})")
+        else:
+            values[p.name] = p.default
+    return values
+
+
+def format_params(values: dict[str, Any]) -> str:
+    """Canonical text of a parameter set, as stored in the CSV: ``key=value`` pairs sorted, joined by ``;``."""
+    return ";".join(
+        f"{k}={values[k]!r}" if isinstance(values[k], float) else f"{k}={values[k]}" for k in sorted(values)
+    )
+
+
+def parse_params(text: str) -> dict[str, str]:
+    """Inverse of :func:`format_params` (values stay strings; :func:`resolve_params` converts them)."""
+    if not text:
+        return {}
+    out = {}
+    for item in text.split(";"):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise GradbenchError(f"malformed parameter text {text!r}: expected key=value;key=value")
+        out[key] = value
+    return out
+
+
+class Task:
+    """A toy objective f over D categorical variables with K categories, with a known exact gradient.
+
+    Subclasses set the class attributes, build ``self.D``/``self.K`` from ``self.config`` in ``__init__`` (after
+    calling ``super().__init__``), and implement :meth:`initial_logits` and :meth:`f`. A separable objective
+    (f(z) = Σ_d h_d(z_d) on one-hot z) also implements :meth:`separable_values` so the exact gradient has a closed
+    form; otherwise it is computed by enumerating the K^D configurations.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    params: ClassVar[tuple[Param, ...]] = ()
+    relaxable: ClassVar[bool] = True  # f accepts points of the simplex, not only one-hot z
+    D: int
+    K: int
+
+    def __init__(self, **options: Any) -> None:
+        self.config = resolve_params(f"task {self.name!r}", self.params, options)
+
+    def initial_logits(self) -> torch.Tensor:
+        """θ at which gradients are measured, float64, D x K."""
+        raise NotImplementedError
+
+    def f(self, z: torch.Tensor) -> torch.Tensor:
+        """Objective for z of shape ... x D x K (one-hot, or on the simplex when relaxable) -> shape ..."""
+        raise NotImplementedError
+
+    def separable_values(self) -> torch.Tensor | None:
+        """For separable f: h[d, k] = h_d(e_k), float64 D x K, so that f(z) = Σ_d Σ_k h[d, k] z[d, k]."""
+        return None
+
+    @property
+    def n_configurations(self) -> int:
+        return self.K**self.D
+
+    def describe(self) -> str:
+        return f"{self.name} ({format_params(self.config)})" if self.config else self.name
+
+
+@dataclass
+class Problem:
+    """What an estimator is handed: the task, θ on the cell's device/dtype, and the ground truth."""
+
+    task: Task
+    theta: torch.Tensor  # D x K, cell dtype and device
+    exact_grad: torch.Tensor  # D x K, float64, same device
+    exact_value: float
+
+    @property
+    def probs(self) -> torch.Tensor:
+        return self.theta.softmax(-1)
+
+
+class Estimator:
+    """A gradient estimator for ∇_θ E_{z~p_θ}[f(z)]. One subclass per module in ``estimators/``.
+
+    Flags (class attributes, like ``has_rsample`` in torch.distributions):
+    ``unbiased`` — E[estimate] = exact gradient (tested against enumeration for every task);
+    ``needs_relaxation`` — evaluates f off the vertices of the simplex; ``binary_only`` — K = 2 tasks only.
+    ``params`` declares the hyper-parameters; a temperature is always called ``tau``.
+    """
+
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    family: ClassVar[str]
+    reference: ClassVar[str] = ""
+    unbiased: ClassVar[bool]
+    needs_relaxation: ClassVar[bool] = False
+    binary_only: ClassVar[bool] = False
+    params: ClassVar[tuple[Param, ...]] = ()
+
+    def __init__(self, **hparams: Any) -> None:
+        self.config = resolve_params(f"estimator {self.name!r}", self.params, hparams)
+
+    @classmethod
+    def has_tau(cls) -> bool:
+        return any(p.name == "tau" for p in cls.params)
+
+    @property
+    def draws_per_estimate(self) -> int:
+        """Evaluations of f (draws of z) that one estimate costs."""
+        return 1
+
+    def incompatibility(self, task: Task) -> str | None:
+        """Why this estimator cannot run on ``task``, or None when it can."""
+        if self.needs_relaxation and not task.relaxable:
+            return f"estimator {self.name!r} needs f on the simplex, and task {task.name!r} has no relaxation"
+        if self.binary_only and task.K != 2:
+            return f"estimator {self.name!r} works on binary variables only, and task {task.name!r} has K = {task.K}"
+        return None
+
+    def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
+        """Return rng.n gradient estimates, n x D x K, in the problem's dtype."""
+        raise NotImplementedError
+
+
+def temperature_param(default: Any = REQUIRED) -> Param:
+    """The shared declaration of the temperature τ > 0 of a relaxation."""
+    return Param("tau", float, default, "temperature τ of the relaxation", low=0.0, low_open=True)
+
+
+def per_draw_autograd(theta: torch.Tensor, n: int, objective) -> torch.Tensor:
+    """Per-draw gradients through autograd in one backward pass.
+
+    θ (D x K) is expanded to an n x D x K leaf; ``objective(leaf)`` must return n values, the i-th depending only
+    on row i; the gradient of their sum is then the n per-draw gradients.
+    """
+    import torch
+
+    leaf = theta.detach().expand(n, *theta.shape).clone().requires_grad_(True)  # n x D x K
+    with torch.enable_grad():
+        values = objective(leaf)  # n
+        (grad,) = torch.autograd.grad(values.sum(), leaf)
+    return grad

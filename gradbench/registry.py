@@ -1,0 +1,132 @@
+"""Decorator registries of tasks and estimators, filled by ``estimators/``, ``tasks/``, plug-in files and entry points.
+
+- built-ins: every module of the ``gradbench.estimators`` and ``gradbench.tasks`` packages is imported;
+- installed packages: entry points in the groups ``gradbench.estimators`` and ``gradbench.tasks`` (the entry point
+  is imported, and its module registers with the decorators);
+- files: ``load_plugin("my_plugin.py")`` (the CLI's ``--plugin``).
+
+Registering a different object under a taken name is an error.
+"""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import importlib.util
+import pkgutil
+import sys
+from pathlib import Path
+from typing import TypeVar
+
+from gradbench.core import Estimator, Task
+from gradbench.errors import GradbenchError
+
+ESTIMATORS: dict[str, type[Estimator]] = {}
+TASKS: dict[str, type[Task]] = {}
+_loaded_plugins: dict[Path, object] = {}
+_builtins_loaded = False
+
+E = TypeVar("E", bound=type[Estimator])
+T = TypeVar("T", bound=type[Task])
+
+
+def _register(table: dict, kind: str, cls: type) -> None:
+    name = getattr(cls, "name", None)
+    if not isinstance(name, str) or not name:
+        raise GradbenchError(f"{kind} class {cls.__qualname__} has no name")
+    old = table.get(name)
+    if old is not None and old is not cls:
+        raise GradbenchError(
+            f"{kind} name {name!r} is taken by {old.__module__}.{old.__qualname__}; "
+            f"cannot register {cls.__module__}.{cls.__qualname__}"
+        )
+    table[name] = cls
+
+
+def register_estimator(cls: E) -> E:
+    """Class decorator: make an :class:`Estimator` subclass available by its ``name``."""
+    _register(ESTIMATORS, "estimator", cls)
+    return cls
+
+
+def register_task(cls: T) -> T:
+    """Class decorator: make a :class:`Task` subclass available by its ``name``."""
+    _register(TASKS, "task", cls)
+    return cls
+
+
+def load_builtins() -> None:
+    """Import the built-in plug-in packages and installed entry points (once)."""
+    global _builtins_loaded
+    if _builtins_loaded:
+        return
+    _builtins_loaded = True
+    for package_name in ("gradbench.tasks", "gradbench.estimators"):
+        package = importlib.import_module(package_name)
+        for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
+            importlib.import_module(f"{package_name}.{info.name}")
+    from importlib.metadata import entry_points
+
+    for group in ("gradbench.tasks", "gradbench.estimators"):
+        for ep in entry_points(group=group):
+            try:
+                ep.load()
+            except Exception as exc:  # a broken third-party package must not take the CLI down silently
+                raise GradbenchError(f"entry point {ep.name!r} ({ep.value}) failed to load: {_one_line(exc)}") from None
+
+
+def load_plugin(path: str | Path) -> None:
+    """Import a Python file that registers tasks or estimators. Loading the same file twice is a no-op."""
+    file = Path(path).expanduser()
+    if not file.is_file():
+        raise GradbenchError(f"plug-in file {str(path)!r} does not exist")
+    key = file.resolve()
+    if key in _loaded_plugins:
+        return
+    module_name = f"gradbench_plugin_{abs(hash(key))}"
+    spec = importlib.util.spec_from_file_location(module_name, key)
+    if spec is None or spec.loader is None:
+        raise GradbenchError(f"plug-in file {str(path)!r} is not a Python file")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[module_name] = module
+    try:
+        spec.loader.exec_module(module)
+    except GradbenchError as exc:
+        del sys.modules[module_name]
+        raise GradbenchError(f"plug-in {str(path)!r}: {exc}") from None
+    except BaseException as exc:  # SystemExit too: a plug-in must not end the process
+        del sys.modules[module_name]
+        raise GradbenchError(f"plug-in {str(path)!r} failed to import: {_one_line(exc)}") from None
+    _loaded_plugins[key] = module
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _lookup(table: dict, kind: str, name: str):
+    load_builtins()
+    if name in table:
+        return table[name]
+    close = difflib.get_close_matches(name, list(table), n=1, cutoff=0.5)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    raise GradbenchError(f"unknown {kind} {name!r}{hint} (known: {', '.join(sorted(table))})")
+
+
+def get_estimator(name: str) -> type[Estimator]:
+    return _lookup(ESTIMATORS, "estimator", name)
+
+
+def get_task(name: str) -> type[Task]:
+    return _lookup(TASKS, "task", name)
+
+
+def all_estimators() -> dict[str, type[Estimator]]:
+    load_builtins()
+    return dict(sorted(ESTIMATORS.items()))
+
+
+def all_tasks() -> dict[str, type[Task]]:
+    load_builtins()
+    return dict(sorted(TASKS.items()))

@@ -1,0 +1,73 @@
+"""Reproducible randomness that does not depend on how a cell is split into chunks.
+
+The n estimates of a cell are cut into fixed *blocks* of ``block_size`` consecutive estimates (the block size
+depends only on the task's size, never on chunking, workers or executor). Block b owns a ``torch.Generator``
+seeded with ``block_seed(seed, b)``. A chunk is a run of whole blocks; every random tensor an estimator asks for is
+filled block by block from the blocks' own generators. Whatever the chunk size, block b's generator therefore
+sees the same sequence of requests and produces the same numbers, so a cell gives bit-identical estimates.
+"""
+
+from __future__ import annotations
+
+import torch
+
+_MASK64 = (1 << 64) - 1
+
+
+def _splitmix64(x: int) -> int:
+    x = (x + 0x9E3779B97F4A7C15) & _MASK64
+    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _MASK64
+    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _MASK64
+    return x ^ (x >> 31)
+
+
+def block_seed(seed: int, block: int) -> int:
+    """Seed of block ``block`` of a cell seeded with ``seed`` (63 bits, well mixed)."""
+    return _splitmix64(_splitmix64(seed & _MASK64) ^ block) >> 1
+
+
+def block_size_for(n_params: int, target_elements: int = 1 << 18, cap: int = 1 << 14, floor: int = 16) -> int:
+    """Estimates per block: a power of two with about ``target_elements`` gradient entries, in [floor, cap]."""
+    size = cap
+    while size > floor and size * n_params > target_elements:
+        size //= 2
+    return size
+
+
+class BlockRng:
+    """Random numbers for one chunk: ``n`` estimates made of whole blocks (the last one may be short)."""
+
+    def __init__(self, seed: int, first_block: int, sizes: list[int], device: torch.device | str = "cpu"):
+        self.device = torch.device(device)
+        self.sizes = sizes  # estimates in each block of this chunk
+        self.n = sum(sizes)
+        self.first_block = first_block
+        self._generators = []
+        for i in range(len(sizes)):
+            gen = torch.Generator(device=self.device)
+            gen.manual_seed(block_seed(seed, first_block + i))
+            self._generators.append(gen)
+
+    def uniform(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """U ~ Uniform[0, 1), shape n x *shape."""
+        out = torch.empty((self.n, *shape), dtype=dtype, device=self.device)
+        start = 0
+        for gen, size in zip(self._generators, self.sizes, strict=True):
+            out[start : start + size].uniform_(generator=gen)
+            start += size
+        return out
+
+    def open_uniform(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """U ~ Uniform(0, 1) kept inside [tiny, 1 − eps], so that log U and log(1 − U) are finite."""
+        info = torch.finfo(dtype)
+        return self.uniform(*shape, dtype=dtype).clamp_(info.tiny, 1.0 - info.eps)
+
+    def gumbel(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """G = −log(−log U), shape n x *shape; never ±inf or NaN (DESIGN.md §3)."""
+        return self.open_uniform(*shape, dtype=dtype).log_().neg_().log_().neg_()
+
+    def categorical(self, probs: torch.Tensor) -> torch.Tensor:
+        """Indices z ~ Categorical(probs) by inverse CDF, one uniform per variable: probs D x K -> n x D (int64)."""
+        cdf = probs.cumsum(-1)  # D x K
+        u = self.uniform(probs.shape[0], 1, dtype=probs.dtype) * cdf[:, -1:]  # n x D x 1
+        return (u >= cdf).sum(-1).clamp_(max=probs.shape[-1] - 1)  # n x D

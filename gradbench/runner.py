@@ -1,0 +1,176 @@
+"""Run one cell: (task + options, estimator + hyper-parameters, seed, number of estimates) -> one metrics row.
+
+Everything the user can get wrong is checked in :func:`prepare` before any estimate is drawn. The estimates are
+drawn chunk by chunk (whole blocks, see :mod:`gradbench.rng`) and folded into :class:`GroupedMoments`, so memory
+does not grow with ``n_samples``.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+
+import gradbench
+from gradbench.core import Estimator, Problem, Task, format_params
+from gradbench.errors import GradbenchError
+from gradbench.exact import exact_gradient
+from gradbench.registry import get_estimator, get_task
+from gradbench.rng import BlockRng, block_size_for
+from gradbench.stats import GROUPS, GroupedMoments, compute_metrics
+
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+CHUNK_ELEMENTS = 1 << 21
+"""Default chunk: about this many gradient entries per estimator call."""
+
+
+@dataclass(frozen=True)
+class CellSpec:
+    """One measurement. ``estimator_params`` holds every hyper-parameter, ``tau`` included."""
+
+    task: str
+    estimator: str
+    task_params: dict[str, Any] = field(default_factory=dict)
+    estimator_params: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+    n_samples: int = 100_000
+    device: str = "cpu"
+    dtype: str = "float32"
+    chunk_size: int | None = None  # estimates per estimator call; rounded up to whole blocks
+
+
+@dataclass
+class PreparedCell:
+    spec: CellSpec
+    task: Task
+    estimator: Estimator
+    problem: Problem
+    block_size: int
+    chunk_blocks: int
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "cpu":
+        return torch.device("cpu")
+    if name == "cuda" or name.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise GradbenchError(f"--device {name}: no CUDA GPU is available to torch {torch.__version__}")
+        return torch.device(name)
+    raise GradbenchError(f"unknown device {name!r} (use cpu or cuda)")
+
+
+_EXACT_CACHE: dict[tuple[type[Task], str], tuple[float, torch.Tensor]] = {}
+
+
+def cached_exact_gradient(task: Task) -> tuple[float, torch.Tensor]:
+    """Exact (E f, gradient) of a task at its initial logits, computed once per task class and options."""
+    key = (type(task), format_params(task.config))
+    if key not in _EXACT_CACHE:
+        _EXACT_CACHE[key] = exact_gradient(task)
+    return _EXACT_CACHE[key]
+
+
+def build_task(name: str, params: dict[str, Any]) -> Task:
+    return get_task(name)(**params)
+
+
+def build_estimator(name: str, params: dict[str, Any]) -> Estimator:
+    cls = get_estimator(name)
+    if "tau" in params and params["tau"] is not None and not cls.has_tau():
+        raise GradbenchError(f"estimator {name!r} has no temperature; drop --tau")
+    if not cls.has_tau():
+        params = {k: v for k, v in params.items() if k != "tau"}
+    return cls(**params)
+
+
+def prepare(spec: CellSpec) -> PreparedCell:
+    """Validate the whole cell and build its problem (exact gradient included) without drawing anything."""
+    if spec.n_samples < 2:
+        raise GradbenchError(f"--samples must be at least 2 (variance needs two estimates), got {spec.n_samples}")
+    if spec.dtype not in DTYPES:
+        raise GradbenchError(f"unknown dtype {spec.dtype!r} (use {' or '.join(DTYPES)})")
+    if spec.chunk_size is not None and spec.chunk_size < 1:
+        raise GradbenchError(f"chunk size must be positive, got {spec.chunk_size}")
+    device = resolve_device(spec.device)
+    task = build_task(spec.task, spec.task_params)
+    estimator = build_estimator(spec.estimator, spec.estimator_params)
+    reason = estimator.incompatibility(task)
+    if reason:
+        raise GradbenchError(reason)
+    value, grad = cached_exact_gradient(task)
+    dtype = DTYPES[spec.dtype]
+    theta = task.initial_logits().to(device=device, dtype=dtype)
+    problem = Problem(task=task, theta=theta, exact_grad=grad.to(device), exact_value=value)
+    P = task.D * task.K
+    block = block_size_for(P)
+    chunk = spec.chunk_size or max(block, CHUNK_ELEMENTS // P)
+    return PreparedCell(spec, task, estimator, problem, block, max(1, math.ceil(chunk / block)))
+
+
+def _synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def run_cell(spec: CellSpec, on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
+    """Measure one cell and return its CSV row (see :data:`gradbench.results.COLUMNS`)."""
+    cell = prepare(spec)
+    problem, estimator = cell.problem, cell.estimator
+    device = problem.theta.device
+    D, K = cell.task.D, cell.task.K
+    exact_flat = problem.exact_grad.reshape(-1)  # P, float64
+    moments = GroupedMoments(D * K, GROUPS, device)
+    n, block = spec.n_samples, cell.block_size
+    n_blocks = math.ceil(n / block)
+    seconds = 0.0
+    for first in range(0, n_blocks, cell.chunk_blocks):
+        last = min(first + cell.chunk_blocks, n_blocks)
+        sizes = [min(block, n - b * block) for b in range(first, last)]
+        _synchronize(device)
+        t0 = time.perf_counter()
+        rng = BlockRng(spec.seed, first, sizes, device)
+        estimates = estimator.estimate(problem, rng)  # n_chunk x D x K
+        _synchronize(device)
+        seconds += time.perf_counter() - t0
+        if estimates.shape != (rng.n, D, K):
+            raise GradbenchError(
+                f"estimator {estimator.name!r} returned shape {tuple(estimates.shape)}, expected {(rng.n, D, K)}"
+            )
+        deviations = estimates.reshape(rng.n, -1).to(torch.float64) - exact_flat  # n_chunk x P
+        start = 0
+        for b, size in zip(range(first, last), sizes, strict=True):
+            moments.update(deviations[start : start + size], b * block)
+            start += size
+        if on_progress is not None:
+            on_progress(rng.n)
+    metrics = compute_metrics(moments, exact_flat, torch.finfo(problem.theta.dtype).eps)
+    if math.isnan(metrics.variance):
+        raise GradbenchError(f"estimator {estimator.name!r} produced NaN estimates on task {cell.task.describe()}")
+    est_params = {k: v for k, v in estimator.config.items() if k != "tau"}
+    return {
+        "task": cell.task.name,
+        "task_params": format_params(cell.task.config),
+        "estimator": estimator.name,
+        "estimator_params": format_params(est_params),
+        "tau": estimator.config.get("tau", ""),
+        "seed": spec.seed,
+        "n_samples": n,
+        "draws_per_estimate": estimator.draws_per_estimate,
+        "D": D,
+        "K": K,
+        "exact_value": problem.exact_value,
+        **vars(metrics),
+        "seconds": seconds,
+        "estimates_per_sec": n / seconds if seconds > 0 else math.inf,
+        "device": str(device),
+        "dtype": spec.dtype,
+        "threads": torch.get_num_threads(),
+        "gradbench_version": gradbench.__version__,
+        "torch_version": torch.__version__,
+        "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }

@@ -1,0 +1,151 @@
+"""Streaming moments of gradient estimates and the metrics of DESIGN.md §4.
+
+Memory is constant in the number of estimates: the state is, for each of G = 16 *replicate groups* (estimate i
+belongs to group i mod G), a count, a mean vector and a vector of summed squared deviations (P = D·K entries each,
+float64). Blocks are merged with Chan et al.'s pairwise update, after shifting each block by its first row, so a
+component whose estimates are all equal has exactly zero variance. The groups give batch-means standard errors
+for ``variance`` and ``mse`` (the spread of the G per-group values), without keeping any estimate.
+
+All moments are of the deviations x_i = g_i − g* (float64), which keeps the arithmetic well conditioned.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+
+GROUPS = 16
+
+
+class GroupedMoments:
+    """Count, mean and M2 per replicate group of the deviations x_i = g_i − g*, each x_i of length P."""
+
+    def __init__(self, n_params: int, groups: int = GROUPS, device: torch.device | str = "cpu"):
+        self.groups = groups
+        self.count = torch.zeros(groups, dtype=torch.float64, device=device)  # G
+        self.mean = torch.zeros(groups, n_params, dtype=torch.float64, device=device)  # G x P
+        self.m2 = torch.zeros(groups, n_params, dtype=torch.float64, device=device)  # G x P
+
+    def _merge(self, count: torch.Tensor, mean: torch.Tensor, m2: torch.Tensor) -> None:
+        """Chan's update with per-group (count G, mean G x P, M2 G x P); groups with count 0 are untouched."""
+        total = self.count + count  # G
+        weight = torch.where(total > 0, count / total.clamp(min=1), torch.zeros_like(total))[:, None]  # G x 1
+        delta = mean - self.mean  # G x P
+        self.mean += delta * weight
+        self.m2 += m2 + delta.square() * (self.count[:, None] * weight)
+        self.count = total
+
+    def update(self, x: torch.Tensor, start: int) -> None:
+        """Add the rows of x (L x P, float64) holding estimates start .. start + L − 1."""
+        G = self.groups
+        L = x.shape[0]
+        if L == 0:
+            return
+        if start % G:
+            raise ValueError("blocks must start at a multiple of the group count")
+        full = (L // G) * G
+        if full:
+            rows = x[:full].view(full // G, G, -1)  # L/G x G x P ; row r of the block is in group r mod G
+            shift = rows[0]  # G x P
+            shifted = rows - shift
+            mean = shifted.mean(0)  # G x P
+            m2 = (shifted - mean).square_().sum(0)  # G x P
+            count = torch.full((G,), float(full // G), dtype=torch.float64, device=x.device)
+            self._merge(count, mean + shift, m2)
+        if full < L:  # a short last block: the leftover rows go one by one to groups 0 .. L − full − 1
+            rest = L - full
+            count = torch.zeros(G, dtype=torch.float64, device=x.device)
+            count[:rest] = 1.0
+            mean = torch.zeros_like(self.mean)
+            mean[:rest] = x[full:]
+            self._merge(count, mean, torch.zeros_like(self.m2))
+
+    def pooled(self) -> tuple[float, torch.Tensor, torch.Tensor]:
+        """(n, mean P, M2 P) of all estimates: the groups merged in order."""
+        n = 0.0
+        mean = torch.zeros_like(self.mean[0])
+        m2 = torch.zeros_like(self.m2[0])
+        for g in range(self.groups):
+            c = float(self.count[g])
+            if c == 0:
+                continue
+            total = n + c
+            delta = self.mean[g] - mean
+            mean = mean + delta * (c / total)
+            m2 = m2 + self.m2[g] + delta.square() * (n * c / total)
+            n = total
+        return n, mean, m2
+
+
+@dataclass(frozen=True)
+class Metrics:
+    bias: float
+    bias_sq: float
+    bias_pvalue: float
+    variance: float
+    mse: float
+    cosine: float
+    snr: float
+    grad_norm: float
+    variance_se: float
+    mse_se: float
+
+
+def _norm_sf2(z: torch.Tensor) -> torch.Tensor:
+    """Two-sided normal tail probability P(|N(0,1)| ≥ z), float64."""
+    return torch.special.erfc(z / math.sqrt(2.0))
+
+
+def rounding_tolerance(
+    exact: torch.Tensor, mean_dev: torch.Tensor, m2: torch.Tensor, n: float, eps: float
+) -> torch.Tensor:
+    """Differences no larger than this are arithmetic, not bias: 16 · eps(dtype) · max(|g*_j|, rms_j)."""
+    rms = (exact + mean_dev).square().add(m2 / n).sqrt()
+    return 16.0 * eps * torch.maximum(exact.abs(), rms)
+
+
+def compute_metrics(moments: GroupedMoments, exact: torch.Tensor, eps: float) -> Metrics:
+    """The metrics of DESIGN.md §4 from the streamed moments; ``exact`` is g* flattened (P, float64);
+    ``eps`` the machine epsilon of the dtype the estimates were computed in."""
+    n, mean_dev, m2 = moments.pooled()  # mean_dev = ĝ − g*
+    exact = exact.to(mean_dev)
+    P = exact.numel()
+    s2 = m2 / (n - 1)  # P, unbiased per-component variance
+    variance = float(s2.sum())
+    bias_vec_sq = float(mean_dev.square().sum())
+    g_hat = exact + mean_dev
+
+    # Holm/Bonferroni-combined two-sided z-tests; |difference| within the rounding tolerance counts as zero.
+    excess = (mean_dev.abs() - rounding_tolerance(exact, mean_dev, m2, n, eps)).clamp(min=0)  # P
+    se = (s2 / n).sqrt()
+    z = torch.where(se > 0, excess / se.clamp(min=1e-300), torch.where(excess > 0, math.inf, 0.0))
+    pvalue = min(1.0, P * float(_norm_sf2(z).min()))
+
+    grad_norm = float(exact.norm())
+    g_hat_norm = float(g_hat.norm())
+    cosine = float(g_hat @ exact) / (g_hat_norm * grad_norm) if g_hat_norm > 0 and grad_norm > 0 else math.nan
+    snr = g_hat_norm / math.sqrt(variance) if variance > 0 else math.inf
+
+    # Batch means over the replicate groups (all G groups are non-empty once n ≥ G).
+    counts = moments.count
+    full = counts >= 2
+    group_var = (moments.m2.sum(1) / (counts - 1).clamp(min=1))[full]  # per-group trace of the covariance
+    group_mse = ((moments.mean.square().sum(1)) + moments.m2.sum(1) / counts.clamp(min=1))[full]
+    k = int(full.sum())
+    variance_se = float(group_var.std() / math.sqrt(k)) if k >= 2 else math.nan
+    mse_se = float(group_mse.std() / math.sqrt(k)) if k >= 2 else math.nan
+
+    return Metrics(
+        bias=math.sqrt(bias_vec_sq),
+        bias_sq=bias_vec_sq - variance / n,
+        bias_pvalue=pvalue,
+        variance=variance,
+        mse=bias_vec_sq + float(m2.sum()) / n,
+        cosine=cosine,
+        snr=snr,
+        grad_norm=grad_norm,
+        variance_se=variance_se,
+        mse_se=mse_se,
+    )

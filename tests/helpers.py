@@ -1,0 +1,50 @@
+"""Helpers shared by the tests: the registry tables every generic test is parametrised over."""
+
+from __future__ import annotations
+
+import torch
+
+from gradbench.registry import all_estimators, all_tasks, get_estimator
+from gradbench.runner import CellSpec, run_cell
+
+torch.set_num_threads(1)
+
+ESTIMATORS = all_estimators()
+TASKS = all_tasks()
+TIMING_COLUMNS = {"seconds", "estimates_per_sec", "timestamp"}
+
+
+def default_hparams(cls) -> dict:
+    """Hyper-parameters for generic tests: a mid-range τ where one is required."""
+    return {"tau": 0.5} if cls.has_tau() else {}
+
+
+def compatible_pairs():
+    """(estimator, task) names of every registered pair that can run together."""
+    pairs = []
+    for e_name, e_cls in ESTIMATORS.items():
+        for t_name, t_cls in TASKS.items():
+            if e_cls(**default_hparams(e_cls)).incompatibility(t_cls()) is None:
+                pairs.append((e_name, t_name))
+    return pairs
+
+
+def run(task: str, estimator: str, n: int = 20_000, seed: int = 0, task_params=None, **kwargs) -> dict:
+    params = kwargs.pop("estimator_params", None)
+    if params is None:
+        params = default_hparams(get_estimator(estimator))
+    return run_cell(
+        CellSpec(
+            task=task,
+            estimator=estimator,
+            task_params=task_params or {},
+            estimator_params=params,
+            seed=seed,
+            n_samples=n,
+            **kwargs,
+        )
+    )
+
+
+def without_timing(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in TIMING_COLUMNS}

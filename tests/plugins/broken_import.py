@@ -1,0 +1,1 @@
+import gradbench_does_not_exist  # noqa: F401
