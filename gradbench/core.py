@@ -219,6 +219,14 @@ class Estimator:
             return f"estimator {self.name!r} works on binary variables only, and task {task.name!r} has K = {task.K}"
         return None
 
+    def setup(self, problem: Problem, seed: int) -> None:
+        """Called once per cell, before the first :meth:`estimate`, on a fresh instance.
+
+        Stateful estimators prepare here (e.g. train a control variate with their own generator seeded from
+        ``seed``). State carried between :meth:`estimate` calls must be updated block by block (``rng.sizes``,
+        ``rng.first_block``) so that results stay identical whatever the chunk size.
+        """
+
     def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
         """Return rng.n gradient estimates, n x D x K, in the problem's dtype."""
         raise NotImplementedError

@@ -127,6 +127,7 @@ def run_cell(spec: CellSpec, on_progress: Callable[[int], None] | None = None) -
     moments = GroupedMoments(D * K, GROUPS, device)
     n, block = spec.n_samples, cell.block_size
     n_blocks = math.ceil(n / block)
+    estimator.setup(problem, spec.seed)  # one-off preparation (e.g. training a control variate): not timed
     seconds = 0.0
     for first in range(0, n_blocks, cell.chunk_blocks):
         last = min(first + cell.chunk_blocks, n_blocks)
