@@ -15,8 +15,12 @@ TIMING_COLUMNS = {"seconds", "estimates_per_sec", "timestamp"}
 
 
 def default_hparams(cls) -> dict:
-    """Hyper-parameters for generic tests: a mid-range τ where one is required."""
-    return {"tau": 0.5} if cls.has_tau() else {}
+    """Hyper-parameters for generic tests: a mid-range τ where one is required (τ = 0.5, or the estimator's lower
+    bound on τ when that is higher, as for ReinMax's τ ≥ 1)."""
+    if not cls.has_tau():
+        return {}
+    (tau,) = [p for p in cls.params if p.name == "tau"]
+    return {"tau": max(0.5, tau.low or 0.0)}
 
 
 def compatible_pairs():

@@ -28,6 +28,7 @@ def estimates_for(task_name: str, estimator_name: str, n: int, seed: int = 0, fi
             n_samples=n,
         )
     )
+    cell.estimator.setup(cell.problem, seed)  # as the runner does, once per cell (RELAX trains its control variate)
     rng = BlockRng(seed, first_block, [n])
     return cell.estimator.estimate(cell.problem, rng), cell
 
