@@ -20,8 +20,8 @@ class ReinMax(Estimator):
     Straight-through is the forward-Euler step of an ODE whose integral is the gradient; ReinMax is Heun's
     (trapezoidal) step, second-order accurate and as cheap as ST (one evaluation of f, no Hessian). Biased in
     general; exactly unbiased at τ = 1 when f is quadratic in z (Heun's step is exact there; tested by enumeration
-    on the bernoulli and sum-target tasks). Valid temperatures: τ ≥ 1, the authors' range (their package documents
-    that ReinMax needs τ ≥ 1 and its current source raises below; the PyPI release 0.1.0 does not check); smaller τ
+    on the bernoulli and sum-target tasks). Valid temperatures: τ ≥ 1, the authors' range (their package asks for
+    τ ≥ 1 and its current source raises below 1; the PyPI release 0.1.0 does not check); smaller τ
     is refused here with a message naming the range. Liu, Dong, Liu, Yu & Gao (2023), "Bridging Discrete and
     Backpropagation: Straight-Through and Beyond", NeurIPS.
     """
