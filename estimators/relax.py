@@ -56,11 +56,13 @@ class Relax(Estimator):
 
         g = [f(b) − c_φ(x̃)] ∇_θ log p(b) + ∇_θ c_φ(x) − ∇_θ c_φ(x̃),
 
-    unbiased for every c_φ. Here c_φ(x) = η f(σ_τ(x)) + r_ρ(x) (the paper's choice for discrete models), r_ρ a
-    one-hidden-layer tanh network on the perturbed logits with ``hidden`` units; τ is fixed (the paper also learns
-    it). How c_φ is obtained, reproducibly: :meth:`setup` (once per cell, before measuring) starts from REBAR's
-    control variate (η = 1, r_ρ ≡ 0; W₁, b₁ drawn from a generator seeded from the cell's seed), then runs
-    ``steps`` Adam steps (learning rate 0.01) on the paper's objective, the single-sample variance surrogate
+    unbiased for every c_φ. Here c_φ(x) = η f(σ_τ(x)) + r_ρ(x): the paper's form for discrete models
+    (f(σ_λ(x)) + r_ρ(x)) with REBAR's scale η learned too, r_ρ a one-hidden-layer tanh network on the perturbed
+    logits with ``hidden`` units; τ is fixed (the paper also learns it).
+
+    How c_φ is obtained, reproducibly: :meth:`setup` (once per cell, before measuring) starts from REBAR's control
+    variate (η = 1, r_ρ ≡ 0; W₁, b₁ drawn from a generator seeded from the cell's seed), then runs ``steps`` Adam
+    steps (learning rate 0.01) on the paper's objective, the single-sample variance surrogate
     mean_i ‖g_i‖² over mini-batches of 64 estimates drawn from their own block-seeded stream (seed derived from the
     cell's seed, disjoint from the measurement blocks); ∂/∂φ of it is ∂Var(g)/∂φ since E[g] does not depend on φ.
     c_φ is then frozen, so every estimate of the cell uses the same c_φ (chunk-size invariant). ``steps = 0`` is
@@ -109,8 +111,9 @@ class Relax(Estimator):
                     problem, *draw(theta, rng), lambda x: net(problem, tau, x), create_graph=True
                 )  # B x D x K
                 loss = g.square().sum((1, 2)).mean()
-                optimizer.zero_grad()
-                loss.backward()
+                grads = torch.autograd.grad(loss, params)
+            for p, grad in zip(params, grads, strict=True):
+                p.grad = grad
             optimizer.step()
             self.losses.append(loss.item())
         for p in params:
