@@ -260,13 +260,17 @@ def test_ctrl_c_saves_whole_rows_and_says_so(tmp_path):
     out = tmp_path / "c.csv"
     args = ["sweep", "--plugin", str(EXTRAS), "-t", "bernoulli", "-e", "slow", "--taus", "0.5,1,2,4"]
     args += ["--seeds", "5", "-n", "100", "--workers", "2", "--out", str(out)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "gradbench.cli", *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    proc = subprocess.Popen(  # its own process group, so Ctrl-C can reach the workers too, as in a terminal
+        [sys.executable, "-m", "gradbench.cli", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
         time.sleep(0.02)
-    proc.send_signal(signal.SIGINT)
+    os.killpg(proc.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground process group
     stdout, stderr = proc.communicate(timeout=30)
     assert proc.returncode == 130, stderr
     last = stderr.decode().strip().splitlines()[-1]
