@@ -330,6 +330,9 @@ def save_figure(fig, path: Path, fmt: str) -> None:
     folder = path.parent
     fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
     try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # mkstemp makes 0600 files; figures get the usual permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(buffer.getvalue())
         os.replace(tmp, path)
