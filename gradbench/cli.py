@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from gradbench import __version__
 from gradbench.errors import GradbenchError
+from gradbench.sweep import DEFAULT_SEEDS, DEFAULT_TAUS
 
 DEFAULT_OUT = Path("results") / "runs.csv"
 DEFAULT_SAMPLES = 200_000
@@ -189,8 +190,8 @@ def sweep(
     tasks: Annotated[str, typer.Option("--tasks", "-t", help="Comma list of tasks, or all.")] = "all",
     taus: Annotated[
         str, typer.Option("--taus", help="Temperatures: a comma list, or LOW:HIGH:COUNT log-spaced.")
-    ] = "0.05:5:11",
-    seeds: Annotated[str, typer.Option("--seeds", help="A count N (seeds 0..N-1) or a comma list.")] = "3",
+    ] = DEFAULT_TAUS,
+    seeds: Annotated[str, typer.Option("--seeds", help="A count N (seeds 0..N-1) or a comma list.")] = DEFAULT_SEEDS,
     samples: Annotated[
         str, typer.Option("--samples", "-n", help="Estimates per cell, or auto (a fixed budget per cell).")
     ] = "auto",

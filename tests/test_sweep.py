@@ -346,3 +346,14 @@ def test_no_stray_files(cli, tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.csv"]
     assert not math.isnan(float(rows_of(out)[0]["variance"]))
     assert os.access(out, os.R_OK)
+
+
+def test_readme_states_the_defaults_and_the_columns_excluded_from_equality():
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Sweeps and figures") : readme.index("## Tasks")]
+    paragraph = section[section.index("**Parallel and reproducible.**") : section.index("**Crash-safe")]
+    quoted = [w.strip("`") for w in paragraph.split() if w.startswith("`") and w.strip("`,.") in COLUMNS]
+    assert sorted(q.strip(",.`") for q in quoted) == sorted(TIMING_COLUMNS)
+    assert f"`{DEFAULT_TAUS}`" in section and f"with {len(parse_seeds(DEFAULT_SEEDS))} seeds" in section
+    assert AUTO_BUDGET == 2**18 and "2¹⁸" in section and f"[{AUTO_MIN:,}, {AUTO_MAX:,}]" in section
+    assert ", ".join(IDENTITY_COLUMNS) in " ".join(section.split())
