@@ -67,7 +67,7 @@ DPI = 150
 
 LABELS = {
     "bias": ("bias", "‖mean estimate − exact‖₂"),
-    "bias_sq": ("squared bias", "‖ĝ − g*‖² − variance/n (unbiased; < 0 is noise)"),
+    "bias_sq": ("squared bias", "‖ĝ − g*‖² − variance/n (< 0: noise)"),
     "variance": ("variance", "trace of the covariance of one estimate"),
     "mse": ("MSE", "mean ‖estimate − exact‖²"),
     "cosine": ("cosine", "cos(mean estimate, exact)"),
@@ -165,6 +165,8 @@ def _fmt_int_range(values) -> str:
 
 def _seeds_text(seeds) -> str:
     seeds = sorted(set(seeds))
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
     if len(seeds) > 4 and seeds == list(range(seeds[0], seeds[-1] + 1)):
         return f"{len(seeds)} seeds ({seeds[0]}–{seeds[-1]})"
     return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
@@ -173,7 +175,7 @@ def _seeds_text(seeds) -> str:
 def figure_title(key: dict, rows: pd.DataFrame) -> str:
     options = key["task_params"].replace(";", ", ")
     D, K = int(rows["D"].iloc[0]), int(rows["K"].iloc[0])
-    band = "mean and 95% band over seeds" if rows["seed"].nunique() > 1 else "one seed, no band"
+    band = "mean and 95% band over seeds" if rows["seed"].nunique() > 1 else "no band"
     return (
         f"{key['task']} ({options}): D × K = {D} × {K}\n"
         f"n = {_fmt_int_range(rows['n_samples'])} estimates per cell · {_seeds_text(rows['seed'])}, {band} · "
@@ -234,12 +236,36 @@ def bias_detected(agg: pd.DataFrame, line: Line) -> list[bool]:
     return [bool(p < 0.05) for p in line_data(agg, "bias_pvalue", line)["mean"]]
 
 
+def tau_ticks(x_lo: float, x_hi: float, taus: list[list[float]]) -> list[float]:
+    """Labelled τ ticks: 1-2-5 values inside the axis range (plain numbers), or the swept τ if fewer than two fit."""
+    ticks = [
+        m * 10.0**e
+        for e in range(math.floor(math.log10(x_lo)), math.ceil(math.log10(x_hi)) + 1)
+        for m in (1, 2, 5)
+        if x_lo <= m * 10.0**e <= x_hi
+    ]
+    if len(ticks) < 2:
+        ticks = sorted({t for line in taus for t in line})
+    return [float(f"{t:.3g}") for t in ticks]
+
+
+def _between(x: float, taus: list[float]) -> float:
+    """The geometric midpoint of the two swept temperatures around x: a marker there hides no τ line's marker."""
+    for a, b in zip(taus, taus[1:], strict=False):
+        if a <= x <= b:
+            return math.sqrt(a * b)
+    return x
+
+
 def _panel(ax, metric: str, agg: pd.DataFrame, lines: list[Line], x_lo: float, x_hi: float) -> None:
+    from matplotlib.ticker import NullFormatter
+
     log = metric in LOG_METRICS
     means: list[float] = []  # the plotted means set the y range (noise floors may raise its top); bands are cut
     tops: list[float] = []
     bands = []
     flat = [line for line in lines if not line.has_tau and not line.zero_variance]
+    taus = sorted(agg["tau"].dropna().unique())
     for line in lines:
         if log and line.zero_variance:
             continue
@@ -252,7 +278,7 @@ def _panel(ax, metric: str, agg: pd.DataFrame, lines: list[Line], x_lo: float, x
             x = [x_lo, x_hi]
             y, lo, hi = ([float(sub[c].iloc[0])] * 2 for c in ("mean", "lo", "hi"))
             share = (flat.index(line) + 1) / (len(flat) + 1) if line in flat else 0.5
-            x.insert(1, x_lo * (x_hi / x_lo) ** share)
+            x.insert(1, _between(x_lo * (x_hi / x_lo) ** share, taus))
             y, lo, hi = ([v[0]] * 3 for v in (y, lo, hi))
             marks = [1]
         if log:
@@ -298,6 +324,9 @@ def _panel(ax, metric: str, agg: pd.DataFrame, lines: list[Line], x_lo: float, x
         band.set_gid(f"band|{metric}|{line.gid}")
     ax.set_xscale("log")
     ax.set_xlim(x_lo, x_hi)
+    ticks = tau_ticks(x_lo, x_hi, [x for line, x, _, _ in bands if line.has_tau])
+    ax.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
     name, meaning = LABELS[metric]
     ax.set_title(f"{name}: {meaning}", fontsize=9.5)
     ax.set_xlabel("temperature τ (log scale)")
