@@ -357,3 +357,12 @@ def test_readme_states_the_defaults_and_the_columns_excluded_from_equality():
     assert f"`{DEFAULT_TAUS}`" in section and f"with {len(parse_seeds(DEFAULT_SEEDS))} seeds" in section
     assert AUTO_BUDGET == 2**18 and "2¹⁸" in section and f"[{AUTO_MIN:,}, {AUTO_MAX:,}]" in section
     assert ", ".join(IDENTITY_COLUMNS) in " ".join(section.split())
+
+
+def test_a_failing_cell_is_reported_and_the_sweep_goes_on(cli, tmp_csv):
+    args = ["--plugin", EXTRAS, "-t", "bernoulli", "-e", "nan-cold", "--taus", "0.5,2", "--seeds", "2", "-n", "64"]
+    result = cli("sweep", *args, "--workers", "1", "--out", tmp_csv)
+    assert result.exit_code == 1, result.output
+    assert result.stdout.count("failed: nan-cold τ=0.5 on bernoulli") == 2 and "NaN" in result.stdout
+    assert "2 of 4 cells" in result.stdout and "2 failed" in result.stdout
+    assert [r["tau"] for r in rows_of(tmp_csv)] == ["2.0", "2.0"]

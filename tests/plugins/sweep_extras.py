@@ -35,3 +35,16 @@ class Slow(Reinforce):
 
     def setup(self, problem, seed):
         time.sleep(0.1)
+
+
+@gradbench.register_estimator
+class NanWhenCold(Reinforce):
+    """REINFORCE that returns NaN estimates for τ < 1: a cell that fails at run time."""
+
+    name = "nan-cold"
+    summary = "NaN below τ = 1"
+    params = (temperature_param(),)
+
+    def estimate(self, problem, rng):
+        g = super().estimate(problem, rng)
+        return g * float("nan") if self.config["tau"] < 1 else g
