@@ -416,8 +416,22 @@ def _run_one(spec: Any) -> tuple[dict[str, Any] | None, str | None]:
         return None, _one_line(exc)
 
 
-def _init_worker(threads: int, plugins: list[str]) -> None:
+def _exit_with_parent(parent: int) -> None:
+    """A worker whose parent died (SIGKILL, OOM) stops at once instead of lingering as an orphan."""
+    import os
+    import threading
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.2)
+        os._exit(1)
+
+    threading.Thread(target=watch, daemon=True, name="gradbench-parent-watch").start()
+
+
+def _init_worker(threads: int, plugins: list[str], parent: int) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the parent's to handle
+    _exit_with_parent(parent)
     import torch
 
     from gradbench.registry import load_builtins, load_plugin
@@ -526,12 +540,13 @@ def _run_serial(todo, threads, listener, finish) -> None:
 
 def _run_parallel(todo, workers, threads, plugins, listener, finish) -> None:
     import multiprocessing
+    import os
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
     from concurrent.futures.process import BrokenProcessPool
 
     context = multiprocessing.get_context("spawn")  # no fork of a process with threads (rich's refresh, torch)
     pool = ProcessPoolExecutor(
-        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads, plugins)
+        max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(threads, plugins, os.getpid())
     )
     pending: dict[Any, GridCell] = {}
     queue = iter(todo)

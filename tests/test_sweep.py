@@ -204,29 +204,57 @@ def test_workers_1_and_2_write_the_same_csv(cli, tmp_path):
     assert "2 workers" in second.stderr
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.append(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs Linux /proc")
 def test_resume_after_a_kill_equals_the_uninterrupted_sweep(cli, tmp_path):
-    """SIGKILL a real sweep mid-way: only whole rows remain, and --resume completes it to the same CSV."""
+    """SIGKILL a real 2-worker sweep mid-way: only whole rows remain, the workers do not linger, and --resume
+    completes the file to the uninterrupted sweep's CSV."""
     args = ["--plugin", EXTRAS, "--tasks", "bernoulli", "--estimators", "slow,reinforce", "--taus", "0.5,1,2"]
-    args += ["--seeds", "3", "--samples", "200", "--workers", "1"]
+    args += ["--seeds", "4", "--samples", "200"]
     killed = tmp_path / "killed.csv"
-    command = [sys.executable, "-m", "gradbench.cli", "sweep", *map(str, args), "--out", str(killed)]
+    command = [sys.executable, "-m", "gradbench.cli", "sweep", *map(str, args), "--workers", "2", "--out", str(killed)]
     proc = subprocess.Popen(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not killed.exists() or killed.read_text().count("\n") < 4):
         time.sleep(0.02)
+    workers = _children(proc.pid)
     proc.kill()
     proc.wait()
     text = killed.read_text()
     assert text.endswith("\n")
     partial = list(csv.reader(text.splitlines()))
     assert tuple(partial[0]) == COLUMNS and all(len(r) == len(COLUMNS) for r in partial)
-    assert 3 <= len(partial) - 1 < 12, "the sweep was not killed mid-way"
+    assert 3 <= len(partial) - 1 < 16, "the sweep was not killed mid-way"
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(_alive(w) for w in workers):
+        time.sleep(0.05)
+    assert workers and not any(_alive(w) for w in workers), "orphaned workers"
 
-    resumed = cli("sweep", *args, "--out", killed, "--resume")
+    resumed = cli("sweep", *args, "--workers", "1", "--out", killed, "--resume")
     assert resumed.exit_code == 0, resumed.output
     assert f"{len(partial) - 1} already in the file" in resumed.stderr
     whole = tmp_path / "whole.csv"
-    assert cli("sweep", *args, "--out", whole).exit_code == 0
+    assert cli("sweep", *args, "--workers", "1", "--out", whole).exit_code == 0
     assert without_timing(rows_of(killed)) == without_timing(rows_of(whole))
 
 
