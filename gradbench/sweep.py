@@ -273,17 +273,17 @@ def expand_grid(
         task_params = dict(task.config)
         try:
             cached_exact_gradient(task)
-        except GradbenchError as exc:
-            skipped.append(Skip(task.describe(), "*", str(exc), (), 0))
+        except GradbenchError as exc:  # e.g. too many configurations to enumerate
+            n_cells = sum((len(taus) if e.has_tau() else 1) * len(seeds) for e in est_classes)
+            skipped.append(Skip(task.describe(), "*", str(exc), (), n_cells))
             continue
         for est_cls in est_classes:
             opts = _applicable(est_opts, est_cls.params)
             missing = [p.name for p in est_cls.params if p.required and p.name != "tau" and p.name not in opts]
             points: list[float | None] = list(taus) if est_cls.has_tau() else [None]
-            n_cells = len(points) * len(seeds)
             if missing:
                 reason = f"needs --est-opt {missing[0]}=… (no default)"
-                skipped.append(Skip(task.describe(), est_cls.name, reason, (), n_cells))
+                skipped.append(Skip(task.describe(), est_cls.name, reason, (), len(points) * len(seeds)))
                 continue
             if est_cls.has_tau() and not taus:
                 skipped.append(Skip(task.describe(), est_cls.name, "no temperatures given (--taus)", (), 0))
@@ -295,16 +295,12 @@ def expand_grid(
                     params["tau"] = tau
                 try:
                     estimator = est_cls(**params)
+                    reason = estimator.incompatibility(task)
                 except GradbenchError as exc:  # e.g. a τ outside the estimator's declared range
-                    bad.setdefault(_short_reason(str(exc), est_cls.name), []).append(tau)
-                    continue
-                reason = estimator.incompatibility(task)
+                    reason = str(exc)
                 if reason:
-                    skipped.append(
-                        Skip(task.describe(), est_cls.name, _short_reason(reason, est_cls.name), (), n_cells)
-                    )
-                    bad = {}
-                    break
+                    bad.setdefault(_short_reason(reason, est_cls.name), []).append(tau)
+                    continue
                 n = samples if samples is not None else auto_samples(task, estimator)
                 label = f"{est_cls.name}{'' if tau is None else f' τ={tau:g}'} on {task.name}"
                 first = CellSpec(task_cls.name, est_cls.name, task_params, params, seeds[0], n, device, dtype)
@@ -326,6 +322,8 @@ def expand_grid(
                     cells.append(GridCell(len(cells), spec, key, f"{label}, seed {seed}", float(cost)))
             for reason, bad_taus in bad.items():
                 concerned = tuple(t for t in bad_taus if t is not None)
+                if len(bad_taus) == len(points):
+                    concerned = ()  # all of them
                 skipped.append(Skip(task.describe(), est_cls.name, reason, concerned, len(bad_taus) * len(seeds)))
     return Grid(cells, skipped, list(taus), list(seeds))
 

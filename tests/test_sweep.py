@@ -143,6 +143,13 @@ def test_incompatible_pairs_and_bad_taus_are_skipped_with_reasons():
     assert len(grid.cells) == (3 + 2 * 3) + (3 * 3 + 3 + 2 * 3)
 
 
+def test_a_task_too_large_to_enumerate_is_skipped_not_fatal():
+    grid = expand_grid(["sum-target", "quadratic"], ["reinforce", "gumbel"], [1.0, 2.0], [0], task_opts={"dim": "40"})
+    assert {c.spec.task for c in grid.cells} == {"quadratic"} and len(grid.cells) == 3
+    (skip,) = grid.skipped
+    assert skip.task.startswith("sum-target") and "limited to 1,048,576" in skip.reason and skip.cells == 3
+
+
 def test_options_apply_where_declared_and_others_take_defaults():
     load_plugin(EXTRAS)
     grid = expand_grid(
