@@ -126,7 +126,7 @@ def load_results(path: Path) -> pd.DataFrame:
     return df.drop_duplicates(subset=IDENTITY, keep="last").reset_index(drop=True)
 
 
-def aggregate(df: pd.DataFrame, metrics: tuple[str, ...] = METRICS + DERIVED) -> pd.DataFrame:
+def aggregate(df: pd.DataFrame, metrics: tuple[str, ...] = (*METRICS, "bias_pvalue", *DERIVED)) -> pd.DataFrame:
     """Mean over seeds and its 95% band, one row per (figure, line, τ, metric).
 
     Columns: FIGURE_KEYS, LINE_KEYS, ``tau`` (NaN: the estimator has no temperature), ``metric``, ``mean``, ``sd``,
@@ -148,3 +148,16 @@ def aggregate(df: pd.DataFrame, metrics: tuple[str, ...] = METRICS + DERIVED) ->
             out.append((*group, metric, mean, sd, k, mean - half, mean + half, seeds))
     columns = keys + ["metric", "mean", "sd", "n_seeds", "lo", "hi", "seeds"]
     return pd.DataFrame(out, columns=columns)
+
+
+def references(agg: pd.DataFrame) -> set[tuple]:
+    """LINE_KEYS values of the *reference* lines of one figure's aggregate: zero variance in every cell and no bias
+    detected (``bias_pvalue`` ≥ 0.01) — the exact gradient, reproduced. Their bias and MSE are 0 or rounding:
+    they are named in legends, not drawn on log axes, and never a contender in the summary."""
+    out = set()
+    for key, rows in agg.groupby(LINE_KEYS, sort=False):
+        variance = rows[rows.metric == "variance"]["mean"]
+        pvalue = rows[rows.metric == "bias_pvalue"]["mean"]
+        if len(variance) and (variance == 0).all() and len(pvalue) and (pvalue >= 0.01).all():
+            out.add(tuple(key))
+    return out

@@ -11,7 +11,8 @@ Reading a figure:
 - estimators without a temperature are dashed horizontal lines (“no τ” in the legend);
 - bias panel: each estimator's *noise floor* √(variance/n) is drawn dotted in its colour: an unbiased estimator's
   ``bias`` sits on its noise floor, so only bias clearly above it is bias;
-- a zero-variance estimator (``exact``) is named in the legend, not drawn on log axes (its values are 0 or rounding).
+- a reference (zero variance, no bias detected: ``exact``) is named in the legend, not drawn on log axes (its values
+  are 0 or rounding); another zero-variance estimator is drawn, except in the variance panel (log of 0).
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from gradbench.aggregate import DERIVED, FIGURE_KEYS, LINE_KEYS, METRICS, aggregate
+from gradbench.aggregate import FIGURE_KEYS, LINE_KEYS, METRICS, aggregate, references
 from gradbench.errors import GradbenchError
 
 # A fixed look per estimator name: colour and marker never depend on which other estimators are in the figure.
@@ -114,7 +115,7 @@ class Line:
     marker: str
     linestyle: object
     has_tau: bool
-    zero_variance: bool
+    reference: bool
 
     @property
     def gid(self) -> str:
@@ -131,6 +132,7 @@ def figure_lines(agg: pd.DataFrame) -> list[Line]:
     keys = agg[LINE_KEYS].drop_duplicates().itertuples(index=False)
     keys = sorted(keys, key=lambda k: (_order(k.estimator), k.estimator_params, k.n_samples))
     counts = pd.Series([k.estimator for k in keys]).value_counts()
+    reference_keys = references(agg)
     n_values = {k.n_samples for k in keys}
     lines, seen = [], {}
     for k in keys:
@@ -144,16 +146,19 @@ def figure_lines(agg: pd.DataFrame) -> list[Line]:
             label += f" ({k.estimator_params.replace(';', ', ')})"
         if counts[k.estimator] > 1 and len(n_values) > 1:
             label += f" n={k.n_samples:,}"
-        zero = bool((variance == 0).all())
-        if zero:
-            label += ": zero variance, not drawn on log axes"
-        elif not has_tau:
-            label += " · no τ (dashed)"
+        reference = tuple(k) in reference_keys
+        if reference:
+            label += ": zero variance and no bias, not drawn on log axes"
+        else:
+            if not has_tau:
+                label += " · no τ (dashed)"
+            if len(variance) and (variance == 0).all():
+                label += " · zero variance"
         index = seen.get(k.estimator, 0)
         seen[k.estimator] = index + 1
         style = "--" if not has_tau else LINESTYLES[index % len(LINESTYLES)]
         lines.append(
-            Line(k.estimator, k.estimator_params, int(k.n_samples), label, colour, marker, style, has_tau, zero)
+            Line(k.estimator, k.estimator_params, int(k.n_samples), label, colour, marker, style, has_tau, reference)
         )
     return lines
 
@@ -194,7 +199,7 @@ def build_figure(key: dict, agg: pd.DataFrame, rows: pd.DataFrame, metrics: list
     x_lo, x_hi = (taus[0] / 1.25, taus[-1] * 1.25) if taus else (0.05, 5.0)
     handles = []
     for line in lines:
-        style = "none" if line.zero_variance else line.linestyle
+        style = "none" if line.reference else line.linestyle
         handles.append(Line2D([], [], color=line.colour, marker=line.marker, linestyle=style, label=line.label))
     if "bias" in metrics:
         floor = "dotted, same colour: noise floor √(variance/n); bias near it is noise"
@@ -264,10 +269,10 @@ def _panel(ax, metric: str, agg: pd.DataFrame, lines: list[Line], x_lo: float, x
     means: list[float] = []  # the plotted means set the y range (noise floors may raise its top); bands are cut
     tops: list[float] = []
     bands = []
-    flat = [line for line in lines if not line.has_tau and not line.zero_variance]
+    flat = [line for line in lines if not line.has_tau and not line.reference]
     taus = sorted(agg["tau"].dropna().unique())
     for line in lines:
-        if log and line.zero_variance:
+        if log and line.reference:
             continue
         sub = line_data(agg, metric, line)
         if line.has_tau:
@@ -386,7 +391,7 @@ def plot_results(
     df: pd.DataFrame, out: Path, formats: list[str], metrics: list[str]
 ) -> tuple[list[Path], pd.DataFrame]:
     """Draw and save every figure of ``df`` (a loaded CSV) into ``out``; returns (files, aggregate)."""
-    agg = aggregate(df, (*METRICS, "bias_pvalue", *DERIVED))
+    agg = aggregate(df)
     keys = [dict(zip(FIGURE_KEYS, k, strict=True)) for k in agg[FIGURE_KEYS].drop_duplicates().itertuples(index=False)]
     files = []
     for key, stem in zip(keys, figure_names(keys), strict=True):

@@ -1,7 +1,8 @@
 """The one-page verdict of a sweep: for each task and τ, the estimator with the lowest MSE and its margin.
 
 Candidates at a temperature τ are the estimators measured at τ and every estimator without a temperature (its MSE
-does not depend on τ). Zero-variance references (``exact``) are left out: they are the answer, not a contender.
+does not depend on τ). References (zero variance and no bias detected: ``exact``) are left out: they are the
+answer, not a contender (see :func:`gradbench.aggregate.references`).
 ``margin`` is MSE(runner-up) / MSE(best) of the means over seeds; ``clear`` says whether the two 95% bands are
 disjoint (best's upper edge below the runner-up's lower edge); with one seed there are no bands and ``clear`` is
 unknown (None).
@@ -14,7 +15,7 @@ import math
 import pandas as pd
 from rich.table import Table
 
-from gradbench.aggregate import FIGURE_KEYS, LINE_KEYS
+from gradbench.aggregate import FIGURE_KEYS, LINE_KEYS, references
 
 COLUMNS = [*FIGURE_KEYS, "tau", "best", "best_mse", "runner_up", "runner_up_mse", "margin", "clear"]
 
@@ -27,11 +28,10 @@ def _label(row, multiple_n: bool) -> str:
 def best_by_tau(agg: pd.DataFrame) -> pd.DataFrame:
     """One row per (figure, τ) from an aggregate (:func:`gradbench.aggregate.aggregate`) holding mse and variance."""
     out = []
-    mse, var = agg[agg.metric == "mse"], agg[agg.metric == "variance"]
-    for key, fig in mse.groupby(FIGURE_KEYS, sort=True):
-        fig_var = var[(var[FIGURE_KEYS] == pd.Series(dict(zip(FIGURE_KEYS, key, strict=True)))).all(axis=1)]
-        zero = fig_var.groupby(LINE_KEYS)["mean"].apply(lambda s: bool((s == 0).all()))
-        contenders = fig[[not zero.get(tuple(r), False) for r in fig[LINE_KEYS].itertuples(index=False)]]
+    for key, whole in agg.groupby(FIGURE_KEYS, sort=True):
+        fig = whole[whole.metric == "mse"]
+        exclude = references(whole)
+        contenders = fig[[tuple(r) not in exclude for r in fig[LINE_KEYS].itertuples(index=False)]]
         multiple_n = contenders.groupby("estimator")["n_samples"].nunique().max() > 1 if len(contenders) else False
         flat = contenders[contenders["tau"].isna()]
         taus = sorted(contenders["tau"].dropna().unique()) or [math.nan]
@@ -78,7 +78,8 @@ HEADERS = ("τ", "lowest MSE", "MSE", "runner-up", "its MSE", "margin")
 RIGHT = {"τ", "MSE", "its MSE", "margin"}
 NOTE = (
     "MSE: mean over seeds. margin: runner-up MSE / best MSE; (overlap): the two 95% bands overlap, so the "
-    "win is not clear. Estimators without τ compete at every τ; zero-variance references (exact) are left out."
+    "win is not clear. Estimators without τ compete at every τ; references (exact: zero variance, no bias) are "
+    "left out."
 )
 
 

@@ -223,6 +223,7 @@ def test_best_by_tau_on_a_hand_made_aggregate():
         row("gumbel", 2.0, 0.5, 0.4, 0.6, "variance"),
         row("reinforce", math.nan, 2.0, 1.9, 2.1, "variance"),
         row("exact", math.nan, 0.0, 0.0, 0.0, "variance"),
+        row("exact", math.nan, 1.0, 1.0, 1.0, "bias_pvalue"),  # no bias detected: a reference, not a contender
     ]
     best = best_by_tau(pd.DataFrame(rows, columns=columns))
     assert list(best["tau"]) == [0.5, 2.0]
@@ -232,6 +233,24 @@ def test_best_by_tau_on_a_hand_made_aggregate():
     assert list(best["clear"]) == [False, False]  # 1.1 ≥ 1.05, 2.95 ≥ 2.9: the bands overlap
     text = summary_markdown(best, "x.csv")
     assert "| 0.5 | gumbel | 1 | reinforce | 2 | ×2.00 (overlap) |" in text
+
+
+def test_a_biased_zero_variance_estimator_is_drawn_and_competes(sweep_csv, tmp_path):
+    """Only references (zero variance and no bias: exact) leave the log axes and the summary."""
+    lines = sweep_csv.read_text().splitlines(keepends=True)
+    fake = [line.replace("exact,", "constant,", 1).replace(",1.0,", ",0.0,", 1) for line in lines if ",exact," in line]
+    path = _write(tmp_path / "c.csv", "".join(lines) + "".join(fake))
+    df = load_results(path)
+    assert (df[df.estimator == "constant"]["bias_pvalue"] == 0).all()
+    key = {"task": "sum-target", "task_params": df[df.task == "sum-target"].task_params.iloc[0]}
+    key |= {"dtype": "float32", "device": "cpu"}
+    agg = aggregate(df)
+    fig = build_figure(key, agg[agg.task == "sum-target"], df[df.task == "sum-target"], ["bias", "variance"])
+    drawn = drawn_lines(fig)
+    assert "bias|constant||400" in drawn and "bias|exact||400" not in drawn
+    assert all(math.isnan(v) for v in drawn["variance|constant||400"][1])  # log of 0: nothing visible
+    best = best_by_tau(agg)
+    assert (best["best"] == "constant").all() and not (best["runner_up"] == "exact").any()
 
 
 def test_summary_of_a_real_sweep_names_a_winner_at_every_tau(sweep_csv):
