@@ -212,7 +212,7 @@ def sweep(
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64 for the estimates.")] = "float32",
     plugin: PluginOpt = None,
 ) -> int:
-    """Run a grid of cells (tasks × estimators × temperatures × seeds) into one CSV; see README "Sweeps"."""
+    """Run a grid of cells (tasks × estimators × temperatures × seeds) into one CSV; see README "Sweeps and figures"."""
     from gradbench import sweep as sw
     from gradbench.progress import SweepProgress, outcome_line, plan_line, skipped_table
     from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task
