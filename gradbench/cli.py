@@ -16,9 +16,11 @@ from typer.core import TyperGroup
 
 from gradbench import __version__
 from gradbench.errors import GradbenchError
+from gradbench.sweep import DEFAULT_SEEDS, DEFAULT_TAUS
 
 DEFAULT_OUT = Path("results") / "runs.csv"
 DEFAULT_SAMPLES = 200_000
+DEFAULT_SWEEP_OUT = Path("results") / "sweep.csv"
 
 
 class OneLineErrors(TyperGroup):
@@ -166,10 +168,10 @@ def run(
     console.print(f"[dim]row appended to[/dim] {out}")
 
 
-def _console():
+def _console(stderr: bool = False):
     from rich.console import Console
 
-    return Console(width=int(os.environ.get("COLUMNS", "0")) or None)
+    return Console(width=int(os.environ.get("COLUMNS", "0")) or None, stderr=stderr)
 
 
 def _run_with_progress(spec, run_cell):
@@ -180,6 +182,114 @@ def _run_with_progress(spec, run_cell):
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
         bar = progress.add_task(f"{spec.estimator} on {spec.task}", total=spec.n_samples)
         return run_cell(spec, on_progress=lambda k: progress.advance(bar, k))
+
+
+@app.command()
+def sweep(
+    estimators: Annotated[str, typer.Option("--estimators", "-e", help="Comma list of estimators, or all.")] = "all",
+    tasks: Annotated[str, typer.Option("--tasks", "-t", help="Comma list of tasks, or all.")] = "all",
+    taus: Annotated[
+        str, typer.Option("--taus", help="Temperatures: a comma list, or LOW:HIGH:COUNT log-spaced.")
+    ] = DEFAULT_TAUS,
+    seeds: Annotated[str, typer.Option("--seeds", help="A count N (seeds 0..N-1) or a comma list.")] = DEFAULT_SEEDS,
+    samples: Annotated[
+        str, typer.Option("--samples", "-n", help="Estimates per cell, or auto (a fixed budget per cell).")
+    ] = "auto",
+    task_opt: Annotated[
+        list[str] | None, typer.Option("--task-opt", help="KEY=VALUE for every task that has it (repeatable).")
+    ] = None,
+    est_opt: Annotated[
+        list[str] | None, typer.Option("--est-opt", help="KEY=VALUE for every estimator that has it (repeatable).")
+    ] = None,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file of the sweep.")] = DEFAULT_SWEEP_OUT,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Parallel worker processes (default: CPU count).")
+    ] = None,
+    threads: Annotated[int, typer.Option("--threads", help="torch threads per worker.")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Run only the cells missing from --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64 for the estimates.")] = "float32",
+    plugin: PluginOpt = None,
+) -> int:
+    """Run a grid of cells (tasks × estimators × temperatures × seeds) into one CSV; see README "Sweeps and figures"."""
+    from gradbench import sweep as sw
+    from gradbench.progress import SweepProgress, outcome_line, plan_line, skipped_table
+    from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task
+
+    load_plugins(plugin)
+    set_threads(threads)
+    if workers is None:
+        workers = sw.default_workers()
+    if workers < 1:
+        raise GradbenchError(f"--workers must be at least 1, got {workers}")
+    if resume and overwrite:
+        raise GradbenchError("--resume and --overwrite exclude each other")
+    grid = sw.expand_grid(
+        tasks=sw.parse_names(tasks, "task", all_tasks(), get_task),
+        estimators=sw.parse_names(estimators, "estimator", all_estimators(), get_estimator),
+        taus=sw.parse_taus(taus),
+        seeds=sw.parse_seeds(seeds),
+        samples=sw.parse_samples(samples),
+        task_opts=parse_key_values(task_opt, "--task-opt"),
+        est_opts=parse_key_values(est_opt, "--est-opt"),
+        device=device,
+        dtype=dtype,
+    )
+    console, status = _console(), _console(stderr=True)
+    if not grid.cells:
+        reasons = "; ".join(dict.fromkeys(f"{s.estimator}: {s.reason}" for s in grid.skipped))
+        raise GradbenchError(f"nothing to run: every cell is skipped ({reasons})")
+    todo, already = sw.prepare_output(out, grid, resume=resume, overwrite=overwrite)
+    workers = max(1, min(workers, len(todo)))
+    status.print(plan_line(grid, len(todo), already, workers, threads), highlight=False)
+    with SweepProgress(status, workers) as display:
+        outcome = sw.run_sweep(
+            grid, out, todo, workers=workers, threads=threads, plugins=plugin or (), listener=display
+        )
+    if outcome.interrupted:
+        print(outcome_line(outcome, str(out)), file=sys.stderr)
+        return 130
+    table = skipped_table(grid.skipped)
+    if table is not None:
+        console.print(table)
+    for label, reason in outcome.failed:
+        console.print(f"[red]failed:[/red] {label}: {reason}", highlight=False)
+    console.print(outcome_line(outcome, str(out)), highlight=False)
+    console.print(f"plot it:  gradbench plot {out}", highlight=False)
+    return 1 if outcome.failed else 0
+
+
+@app.command()
+def plot(
+    csv_file: Annotated[Path, typer.Argument(metavar="CSV", help="A gradbench results CSV (e.g. from sweep).")],
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Folder for the figures (default: CSV name + -figures).")
+    ] = None,
+    formats: Annotated[str, typer.Option("--format", "-f", help="Comma list of png, svg, pdf.")] = "png",
+    metrics: Annotated[
+        str, typer.Option("--metrics", "-m", help="Panels: comma list of bias, bias_sq, variance, mse, cosine, snr.")
+    ] = "bias,variance,mse",
+) -> None:
+    """Draw bias, variance and MSE against τ, one figure per task, and print who has the lowest MSE at each τ."""
+    from gradbench.aggregate import load_results
+    from gradbench.plots import check_out_dir, parse_formats, parse_metrics, plot_results
+    from gradbench.summary import best_by_tau, summary_markdown, summary_table
+
+    fmts, panels = parse_formats(formats), parse_metrics(metrics)
+    df = load_results(csv_file)
+    out = out if out is not None else csv_file.with_name(csv_file.stem + "-figures")
+    check_out_dir(out)
+    files, agg = plot_results(df, out, fmts, panels)
+    best = best_by_tau(agg)
+    summary = out / "summary.md"
+    from gradbench.results import write_atomic
+
+    write_atomic(summary, summary_markdown(best, str(csv_file)))
+    console = _console()
+    console.print(summary_table(best, str(csv_file)))
+    for path in [*files, summary]:
+        console.print(f"wrote {path}", highlight=False)
 
 
 @app.command("list")

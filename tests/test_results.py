@@ -67,3 +67,13 @@ def test_no_temporary_files_left_behind(tmp_path):
     out = tmp_path / "r.csv"
     append_rows(out, [run("bernoulli", "reinforce", n=100)])
     assert [p.name for p in tmp_path.iterdir()] == ["r.csv"]
+
+
+def test_new_files_get_the_usual_permissions(tmp_path):
+    import os
+
+    out = tmp_path / "r.csv"
+    append_rows(out, [run("bernoulli", "reinforce", n=100)])
+    mask = os.umask(0)
+    os.umask(mask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~mask

@@ -1,0 +1,407 @@
+"""``gradbench plot``: one figure per task, one panel per metric against the temperature τ.
+
+Every number drawn comes from :func:`gradbench.aggregate.aggregate` (mean over seeds, 95% Student-t band), and every
+line carries a ``gid`` (``metric|estimator|estimator_params|n_samples``, ``noise|…`` for noise floors, ``band|…``
+for bands) so tests can read the data behind it. Figures are built with matplotlib's object API (no pyplot, no
+display needed) and saved through the Agg/SVG/PDF backends with dates and software versions stripped and a fixed
+SVG hash salt, so the same CSV gives byte-identical files.
+
+Reading a figure:
+- x: τ on a log axis; one line per estimator (mean over seeds) with a shaded 95% band;
+- estimators without a temperature are dashed horizontal lines (“no τ” in the legend);
+- bias panel: each estimator's *noise floor* √(variance/n) is drawn dotted in its colour: an unbiased estimator's
+  ``bias`` sits on its noise floor, so only bias clearly above it is bias;
+- a reference (zero variance, no bias detected: ``exact``) is named in the legend, not drawn on log axes (its values
+  are 0 or rounding); another zero-variance estimator is drawn, except in the variance panel (log of 0).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import math
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+
+from gradbench.aggregate import FIGURE_KEYS, LINE_KEYS, METRICS, aggregate, references
+from gradbench.errors import GradbenchError
+
+# A fixed look per estimator name: colour and marker never depend on which other estimators are in the figure.
+# Families share hues: score-function blues/cyans, binary antithetic greens, relaxations reds/oranges/purples,
+# control variates olive/brown.
+STYLES: dict[str, tuple[str, str]] = {
+    "exact": ("#000000", "*"),
+    "reinforce": ("#1f77b4", "o"),
+    "reinforce-baseline": ("#6baed6", "v"),
+    "rloo": ("#08306b", "s"),
+    "unordered-set": ("#17becf", "P"),
+    "arm": ("#2ca02c", "^"),
+    "disarm": ("#00441b", "D"),
+    "st": ("#7f7f7f", "x"),
+    "gumbel": ("#d62728", "o"),
+    "st-gumbel": ("#ff7f0e", "s"),
+    "gumbel-rao": ("#e377c2", "^"),
+    "reinmax": ("#9467bd", "D"),
+    "gapped-st": ("#8c564b", "v"),
+    "rebar": ("#bcbd22", "P"),
+    "relax": ("#6b6b00", "X"),
+}
+_FALLBACK_COLOURS = (  # dark enough to read on white
+    "#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4", "#0099b0", "#f032e6", "#9a6324",
+    "#800000", "#808000", "#000075", "#469990", "#5a5a5a", "#b8860b", "#6a3d9a", "#1b7837",
+)  # fmt: skip
+_FALLBACK_MARKERS = ("o", "s", "^", "v", "D", "P", "X", "<", ">", "h", "p", "*")
+LINESTYLES = ("-", "-.", (0, (5, 1)), (0, (3, 1, 1, 1, 1, 1)))
+
+FORMATS = ("png", "svg", "pdf")
+METADATA = {
+    "png": {"Software": None},
+    "svg": {"Date": None},
+    "pdf": {"CreationDate": None, "Producer": None, "Creator": None},
+}
+DPI = 150
+
+LABELS = {
+    "bias": ("bias", "‖mean estimate − exact‖₂"),
+    "bias_sq": ("squared bias", "‖ĝ − g*‖² − variance/n (< 0: noise)"),
+    "variance": ("variance", "trace of the covariance of one estimate"),
+    "mse": ("MSE", "mean ‖estimate − exact‖²"),
+    "cosine": ("cosine", "cos(mean estimate, exact)"),
+    "snr": ("signal-to-noise", "‖mean estimate‖ / √variance"),
+}
+LOG_METRICS = {"bias", "variance", "mse", "snr"}
+
+
+def style_for(name: str) -> tuple[str, str]:
+    """(colour, marker) of an estimator: the table above, else a stable hash of the name (plug-ins)."""
+    if name in STYLES:
+        return STYLES[name]
+    digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
+    return _FALLBACK_COLOURS[digest % len(_FALLBACK_COLOURS)], _FALLBACK_MARKERS[
+        (digest >> 16) % len(_FALLBACK_MARKERS)
+    ]
+
+
+def parse_formats(text: str) -> list[str]:
+    formats = list(dict.fromkeys(f.strip().lower() for f in text.split(",") if f.strip()))
+    bad = [f for f in formats if f not in FORMATS]
+    if bad or not formats:
+        raise GradbenchError(f"--format {text!r}: choose from {', '.join(FORMATS)} (comma list)")
+    return formats
+
+
+def parse_metrics(text: str) -> list[str]:
+    metrics = list(dict.fromkeys(m.strip() for m in text.split(",") if m.strip()))
+    bad = [m for m in metrics if m not in METRICS]
+    if bad or not metrics:
+        raise GradbenchError(f"--metrics {text!r}: choose from {', '.join(METRICS)} (comma list)")
+    return metrics
+
+
+@dataclass(frozen=True)
+class Line:
+    """One estimator line of a figure: its key, label, look, and whether it is drawn on log axes."""
+
+    estimator: str
+    estimator_params: str
+    n_samples: int
+    label: str
+    colour: str
+    marker: str
+    linestyle: object
+    has_tau: bool
+    reference: bool
+
+    @property
+    def gid(self) -> str:
+        return f"{self.estimator}|{self.estimator_params}|{self.n_samples}"
+
+
+def _order(name: str) -> tuple[int, str]:
+    names = list(STYLES)
+    return (names.index(name), name) if name in STYLES else (len(names), name)
+
+
+def figure_lines(agg: pd.DataFrame) -> list[Line]:
+    """The lines of one figure's aggregate, in legend order (the style table's order, then plug-ins by name)."""
+    keys = agg[LINE_KEYS].drop_duplicates().itertuples(index=False)
+    keys = sorted(keys, key=lambda k: (_order(k.estimator), k.estimator_params, k.n_samples))
+    counts = pd.Series([k.estimator for k in keys]).value_counts()
+    reference_keys = references(agg)
+    n_values = {k.n_samples for k in keys}
+    lines, seen = [], {}
+    for k in keys:
+        rows = agg[(agg.estimator == k.estimator) & (agg.estimator_params == k.estimator_params)]
+        rows = rows[rows.n_samples == k.n_samples]
+        has_tau = bool(rows["tau"].notna().any())
+        variance = rows[rows.metric == "variance"]["mean"]
+        colour, marker = style_for(k.estimator)
+        label = k.estimator
+        if k.estimator_params:
+            label += f" ({k.estimator_params.replace(';', ', ')})"
+        if counts[k.estimator] > 1 and len(n_values) > 1:
+            label += f" n={k.n_samples:,}"
+        reference = tuple(k) in reference_keys
+        if reference:
+            label += ": zero variance and no bias, not drawn on log axes"
+        else:
+            if not has_tau:
+                label += " · no τ (dashed)"
+            if len(variance) and (variance == 0).all():
+                label += " · zero variance"
+        index = seen.get(k.estimator, 0)
+        seen[k.estimator] = index + 1
+        style = "--" if not has_tau else LINESTYLES[index % len(LINESTYLES)]
+        lines.append(
+            Line(k.estimator, k.estimator_params, int(k.n_samples), label, colour, marker, style, has_tau, reference)
+        )
+    return lines
+
+
+def _fmt_int_range(values) -> str:
+    values = sorted(set(int(v) for v in values))
+    return f"{values[0]:,}" if len(values) == 1 else f"{values[0]:,}–{values[-1]:,}"
+
+
+def _seeds_text(seeds) -> str:
+    seeds = sorted(set(seeds))
+    if len(seeds) == 1:
+        return f"seed {seeds[0]}"
+    if len(seeds) > 4 and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{len(seeds)} seeds ({seeds[0]}–{seeds[-1]})"
+    return f"{len(seeds)} seed{'s' if len(seeds) != 1 else ''} ({', '.join(map(str, seeds))})"
+
+
+def figure_title(key: dict, rows: pd.DataFrame) -> str:
+    options = key["task_params"].replace(";", ", ")
+    D, K = int(rows["D"].iloc[0]), int(rows["K"].iloc[0])
+    band = "mean and 95% band over seeds" if rows["seed"].nunique() > 1 else "no band"
+    return (
+        f"{key['task']} ({options}): D × K = {D} × {K}\n"
+        f"n = {_fmt_int_range(rows['n_samples'])} estimates per cell · {_seeds_text(rows['seed'])}, {band} · "
+        f"{key['dtype']} on {key['device']}"
+    )
+
+
+def build_figure(key: dict, agg: pd.DataFrame, rows: pd.DataFrame, metrics: list[str]):
+    """The figure of one task (``key``: FIGURE_KEYS values; ``agg``: its aggregate; ``rows``: its CSV rows)."""
+    from matplotlib.figure import Figure
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Patch
+
+    lines = figure_lines(agg)
+    taus = sorted(agg["tau"].dropna().unique())
+    x_lo, x_hi = (taus[0] / 1.25, taus[-1] * 1.25) if taus else (0.05, 5.0)
+    handles = []
+    for line in lines:
+        style = "none" if line.reference else line.linestyle
+        handles.append(Line2D([], [], color=line.colour, marker=line.marker, linestyle=style, label=line.label))
+    if "bias" in metrics:
+        floor = "dotted, same colour: noise floor √(variance/n); bias near it is noise"
+        handles.append(Line2D([], [], color="0.35", linestyle=":", label=floor))
+        hollow = "hollow marker (bias): no bias detected (95%)"
+        handles.append(
+            Line2D([], [], color="0.35", marker="o", markerfacecolor="white", linestyle="none", label=hollow)
+        )
+    if agg["n_seeds"].max() > 1:
+        handles.append(Patch(color="0.6", alpha=0.3, label="band: 95% interval of the mean over seeds"))
+    ncol = min(4, len(handles))
+    legend_rows = math.ceil(len(handles) / ncol)
+    fig = Figure(figsize=(4.3 * len(metrics) + 0.6, 4.4 + 0.2 * legend_rows), layout="constrained")
+    axes = fig.subplots(1, len(metrics), squeeze=False)[0]
+    for ax, metric in zip(axes, metrics, strict=True):
+        _panel(ax, metric, agg, lines, x_lo, x_hi)
+    fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, fontsize=8.5)
+    fig.suptitle(figure_title(key, rows), fontsize=10.5)
+    return fig
+
+
+def line_data(agg: pd.DataFrame, metric: str, line: Line) -> pd.DataFrame:
+    """The aggregate rows behind one line of one panel, in increasing τ."""
+    select = (
+        (agg.metric == metric)
+        & (agg.estimator == line.estimator)
+        & (agg.estimator_params == line.estimator_params)
+        & (agg.n_samples == line.n_samples)
+    )
+    return agg[select].sort_values("tau")
+
+
+def bias_detected(agg: pd.DataFrame, line: Line) -> list[bool]:
+    """Per point of a line (increasing τ): is a bias detected? With k ≥ 2 seeds: the 95% band of the mean of
+    ``bias_sq`` (an unbiased estimate of the squared bias) lies above 0. With one seed: ``bias_pvalue`` < 0.05."""
+    sq = line_data(agg, "bias_sq", line)
+    if (sq["n_seeds"] >= 2).all():
+        return [bool(v > 0) for v in sq["lo"]]
+    return [bool(p < 0.05) for p in line_data(agg, "bias_pvalue", line)["mean"]]
+
+
+def tau_ticks(x_lo: float, x_hi: float, taus: list[list[float]]) -> list[float]:
+    """Labelled τ ticks: 1-2-5 values inside the axis range (plain numbers), or the swept τ if fewer than two fit."""
+    ticks = [
+        m * 10.0**e
+        for e in range(math.floor(math.log10(x_lo)), math.ceil(math.log10(x_hi)) + 1)
+        for m in (1, 2, 5)
+        if x_lo <= m * 10.0**e <= x_hi
+    ]
+    if len(ticks) < 2:
+        ticks = sorted({t for line in taus for t in line})
+    return [float(f"{t:.3g}") for t in ticks]
+
+
+def _between(x: float, taus: list[float]) -> float:
+    """The geometric midpoint of the two swept temperatures around x: a marker there hides no τ line's marker."""
+    for a, b in zip(taus, taus[1:], strict=False):
+        if a <= x <= b:
+            return math.sqrt(a * b)
+    return x
+
+
+def _panel(ax, metric: str, agg: pd.DataFrame, lines: list[Line], x_lo: float, x_hi: float) -> None:
+    from matplotlib.ticker import NullFormatter
+
+    log = metric in LOG_METRICS
+    means: list[float] = []  # the plotted means set the y range (noise floors may raise its top); bands are cut
+    tops: list[float] = []
+    bands = []
+    flat = [line for line in lines if not line.has_tau and not line.reference]
+    taus = sorted(agg["tau"].dropna().unique())
+    for line in lines:
+        if log and line.reference:
+            continue
+        sub = line_data(agg, metric, line)
+        if line.has_tau:
+            x = list(sub["tau"])
+            y, lo, hi = (list(sub[c]) for c in ("mean", "lo", "hi"))
+            marks = list(range(len(x)))
+        else:  # a horizontal line over the whole τ range, with one marker placed apart from the others'
+            x = [x_lo, x_hi]
+            y, lo, hi = ([float(sub[c].iloc[0])] * 2 for c in ("mean", "lo", "hi"))
+            share = (flat.index(line) + 1) / (len(flat) + 1) if line in flat else 0.5
+            x.insert(1, _between(x_lo * (x_hi / x_lo) ** share, taus))
+            y, lo, hi = ([v[0]] * 3 for v in (y, lo, hi))
+            marks = [1]
+        if log:
+            y = [v if v > 0 else math.nan for v in y]
+        (artist,) = ax.plot(x, y, color=line.colour, linestyle=line.linestyle, linewidth=1.6)
+        artist.set_gid(f"{metric}|{line.gid}")
+        means += [v for v in y if math.isfinite(v)]
+        bands.append((line, x, lo, hi))
+        detected = bias_detected(agg, line) * (1 if line.has_tau else 3) if metric == "bias" else [True] * len(x)
+        for fill in (True, False):
+            chosen = [i for i in marks if detected[i] == fill]
+            face = line.colour if fill else "white"
+            ax.plot(
+                [x[i] for i in chosen],
+                [y[i] for i in chosen],
+                linestyle="none",
+                marker=line.marker,
+                markersize=5,
+                color=line.colour,
+                markerfacecolor=face,
+            )
+        if metric == "bias":
+            floor = line_data(agg, "noise_floor", line)["mean"]
+            fy = list(floor) if line.has_tau else [float(floor.iloc[0])] * 3
+            (dotted,) = ax.plot(x, fy, color=line.colour, linestyle=":", linewidth=1.1, alpha=0.8)
+            dotted.set_gid(f"noise|{line.gid}")
+            tops += [v for v in fy if math.isfinite(v)]
+    if log:
+        positive = [v for v in means if v > 0]
+        if positive:
+            bottom, top = min(positive), max(positive + tops)
+            pad = (top / bottom) ** 0.06 if top > bottom else 2.0
+            ax.set_ylim(bottom / pad, top * pad)
+        ax.set_yscale("log")
+    bottom = ax.get_ylim()[0]
+    alpha = 0.12 if len(lines) <= 6 else 0.07
+    for line, x, lo, hi in bands:
+        if any(math.isnan(v) for v in lo + hi):
+            continue
+        if log:
+            lo = [max(v, bottom) for v in lo]
+        band = ax.fill_between(x, lo, hi, color=line.colour, alpha=alpha if line.has_tau else alpha / 2, linewidth=0)
+        band.set_gid(f"band|{metric}|{line.gid}")
+    ax.set_xscale("log")
+    ax.set_xlim(x_lo, x_hi)
+    ticks = tau_ticks(x_lo, x_hi, [x for line, x, _, _ in bands if line.has_tau])
+    ax.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    name, meaning = LABELS[metric]
+    ax.set_title(f"{name}: {meaning}", fontsize=9.5)
+    ax.set_xlabel("temperature τ (log scale)")
+    ax.set_ylabel(f"{name}{' (log scale)' if log else ''}")
+    ax.grid(True, which="major", color="0.9", linewidth=0.8)
+    ax.set_axisbelow(True)
+
+
+def figure_names(keys: list[dict]) -> list[str]:
+    """File stems: the task name, plus whatever tells apart several figures of the same task."""
+    names = []
+    for key in keys:
+        same = [k for k in keys if k["task"] == key["task"]]
+        stem = key["task"]
+        if len(same) > 1:
+            for column in ("task_params", "dtype", "device"):
+                if len({k[column] for k in same}) > 1:
+                    stem += "-" + key[column]
+        names.append(re.sub(r"[^A-Za-z0-9_.=-]+", "_", stem.replace(";", "_")))
+    return names
+
+
+def save_figure(fig, path: Path, fmt: str) -> None:
+    """Write the figure to ``path`` atomically, without dates or versions (byte-identical for the same figure)."""
+    from matplotlib import rc_context
+
+    buffer = io.BytesIO()
+    with rc_context({"svg.hashsalt": "gradbench", "svg.fonttype": "path", "pdf.fonttype": 42}):
+        fig.savefig(buffer, format=fmt, dpi=DPI, metadata=METADATA[fmt])
+    folder = path.parent
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        mask = os.umask(0)
+        os.umask(mask)
+        os.fchmod(fd, 0o666 & ~mask)  # mkstemp makes 0600 files; figures get the usual permissions
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(buffer.getvalue())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def check_out_dir(out: Path) -> None:
+    if out.exists() and not out.is_dir():
+        raise GradbenchError(f"--out {out} exists and is not a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GradbenchError(f"--out {out}: cannot create folder: {exc.strerror}") from None
+    if not os.access(out, os.W_OK | os.X_OK):
+        raise GradbenchError(f"--out {out}: not writable")
+
+
+def plot_results(
+    df: pd.DataFrame, out: Path, formats: list[str], metrics: list[str]
+) -> tuple[list[Path], pd.DataFrame]:
+    """Draw and save every figure of ``df`` (a loaded CSV) into ``out``; returns (files, aggregate)."""
+    agg = aggregate(df)
+    keys = [dict(zip(FIGURE_KEYS, k, strict=True)) for k in agg[FIGURE_KEYS].drop_duplicates().itertuples(index=False)]
+    files = []
+    for key, stem in zip(keys, figure_names(keys), strict=True):
+        select = (agg[FIGURE_KEYS] == pd.Series(key)).all(axis=1)
+        rows = df[(df[FIGURE_KEYS] == pd.Series(key)).all(axis=1)]
+        fig = build_figure(key, agg[select], rows, metrics)
+        fig.draw_without_rendering()  # lay out once, then keep that layout for every format (saves a layout per file)
+        fig.set_layout_engine("none")
+        for fmt in formats:
+            path = out / f"{stem}.{fmt}"
+            save_figure(fig, path, fmt)
+            files.append(path)
+    return files, agg

@@ -1,0 +1,118 @@
+"""The terminal side of ``gradbench sweep``: a rich progress display and the closing summary."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from rich import box
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from gradbench.sweep import Grid, GridCell, Listener, Skip, SweepOutcome
+
+
+class SweepProgress(Listener):
+    """Overall bar (weighted by each cell's estimated cost, so the ETA is not fooled by cheap cells), done/total
+    cells, elapsed, ETA, and the cell(s) in flight. Use as a context manager."""
+
+    def __init__(self, console: Console, workers: int):
+        self.workers = workers
+        self.progress = Progress(
+            SpinnerColumn(),
+            BarColumn(),
+            TextColumn("{task.fields[done]}/{task.fields[todo]} cells"),
+            TextColumn("•"),
+            TimeElapsedColumn(),
+            TextColumn("• ETA"),
+            TimeRemainingColumn(),
+            TextColumn("• {task.description}"),
+            console=console,
+            transient=False,
+        )
+        self.bar = None
+        self.in_flight: dict[int, GridCell] = {}
+        self.done = 0
+
+    def __enter__(self) -> SweepProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def start(self, todo: list[GridCell]) -> None:
+        total = sum(c.cost for c in todo) or 1.0
+        self.bar = self.progress.add_task("starting", total=total, done=0, todo=len(todo))
+
+    def _describe(self) -> str:
+        if not self.in_flight:
+            return "done" if self.done else "starting"
+        cells = sorted(self.in_flight.values(), key=lambda c: c.index)
+        more = f" (+{len(cells) - 1} more)" if len(cells) > 1 else ""
+        return cells[0].label + more
+
+    def cell_started(self, cell: GridCell) -> None:
+        self.in_flight[cell.index] = cell
+        self.progress.update(self.bar, description=self._describe())
+
+    def cell_finished(self, cell: GridCell, error: str | None) -> None:
+        self.in_flight.pop(cell.index, None)
+        self.done += 1
+        self.progress.update(self.bar, advance=cell.cost, done=self.done, description=self._describe())
+
+
+def _taus(taus: tuple[float, ...]) -> str:
+    if not taus:
+        return "all"
+    if len(taus) <= 3:
+        return ", ".join(f"{t:g}" for t in taus)
+    return f"{taus[0]:g} … {taus[-1]:g} ({len(taus)} values)"
+
+
+def skipped_table(skipped: list[Skip]) -> Table | None:
+    """One row per (estimator, reason, temperatures), with the tasks concerned merged."""
+    if not skipped:
+        return None
+    merged: dict[tuple[str, str, tuple[float, ...]], list[Skip]] = defaultdict(list)
+    for s in skipped:
+        merged[(s.estimator, s.reason, s.taus)].append(s)
+    table = Table(title="Skipped (not run, not an error)", title_justify="left", box=box.SIMPLE_HEAD)
+    for col in ("estimator", "task", "τ", "cells", "reason"):
+        table.add_column(col, overflow="fold")
+    for (estimator, reason, taus), items in merged.items():
+        tasks = ", ".join(dict.fromkeys(s.task.split(" (")[0] for s in items))
+        table.add_row(
+            "all" if estimator == "*" else estimator, tasks, _taus(taus), str(sum(s.cells for s in items)), reason
+        )
+    return table
+
+
+def plan_line(grid: Grid, todo: int, already: int, workers: int, threads: int) -> str:
+    """'234 cells (3 tasks × 4 estimators × 11 τ × 3 seeds; estimators without τ once per seed) …'"""
+    tasks = len({c.spec.task for c in grid.cells})
+    estimators = len({c.spec.estimator for c in grid.cells})
+    extra = f"; {already} already in the file, {todo} to run" if already else ""
+    return (
+        f"sweep: {len(grid.cells)} cells ({tasks} tasks, {estimators} estimators, {len(grid.taus)} temperatures, "
+        f"{len(grid.seeds)} seeds{extra}) on {workers} worker{'s' if workers != 1 else ''} × {threads} "
+        f"torch thread{'s' if threads != 1 else ''}"
+    )
+
+
+def outcome_line(outcome: SweepOutcome, out: str) -> str:
+    saved = outcome.saved
+    if outcome.interrupted:
+        return (
+            f"interrupted after {outcome.seconds:.1f} s: {saved} of {outcome.total} cells saved in {out} "
+            f"({outcome.done} this run); add --resume to the same command to finish"
+        )
+    failed = f", {len(outcome.failed)} failed" if outcome.failed else ""
+    return f"sweep done in {outcome.seconds:.1f} s: {saved} of {outcome.total} cells in {out}{failed}"
