@@ -18,6 +18,7 @@ estimates per cell is the smallest size `--update` gives a cell, where the norma
 
     .venv/bin/python benchmarks/false_alarm.py --runs 200            # about 4 minutes on 1 thread here
     .venv/bin/python benchmarks/false_alarm.py --runs 20 --samples 50000 --json out.json
+    .venv/bin/python benchmarks/false_alarm.py --runs 2000 -e reinforce   # the tests against the exact gradient
 """
 
 from __future__ import annotations
@@ -65,10 +66,12 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=10_000, help="estimates per cell, baseline and check")
     parser.add_argument("--alpha", type=float, default=0.01)
     parser.add_argument("--minutes", type=float, default=None, help="stop early after this long")
+    parser.add_argument("--estimator", "-e", action="append", default=[], help="only these estimators (repeatable)")
+    parser.add_argument("--task", "-t", action="append", default=[], help="only these tasks (repeatable)")
     parser.add_argument("--json", type=Path, default=None, help="write the figures here")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    specs, _ = grid_cells(GridSettings())
+    specs, _ = grid_cells(GridSettings(estimators=tuple(args.estimator), tasks=tuple(args.task)))
     options = CheckOptions(alpha=args.alpha, fresh_seeds=True)
     failures = holm_runs = runs = 0
     pvalues: dict[str, list[float]] = {}

@@ -225,24 +225,25 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
             result = CellResult(cell.label(), cell.row, seed=seed)
             extra: dict[str, Any] = {}
             spec = spec_for(cell.row, seed, device if options.device else None, options.dtype)
+            results.append(result)
+            details.append(None)
             try:
                 prepare(spec)
-            except GradbenchError as exc:
+            except GradbenchError as exc:  # unknown name, incompatible pair, …: the cell cannot be re-run here
                 result.status = "not comparable"
                 result.reasons.append(str(exc))
-                results.append(result)
-                details.append(None)
+                continue
+            except Exception as exc:  # a plug-in that crashes while being set up: a regression
+                result.status = "worse"
+                result.reasons.append(f"failed: {type(exc).__name__}: {' '.join(str(exc).split())}")
                 continue
             try:
                 result.new = run_cell(spec, details=extra)
-            except Exception as exc:  # a crash of the estimator is a regression, not a broken baseline
+            except Exception as exc:  # a crash of the estimator (or NaN estimates) is a regression
                 result.status = "worse"
                 result.reasons.append(f"failed: {' '.join(str(exc).split()) or type(exc).__name__}")
-                results.append(result)
-                details.append(None)
                 continue
-            results.append(result)
-            details.append(extra)
+            details[-1] = extra
         if progress:
             progress("", total, total)
     finally:
@@ -476,6 +477,11 @@ def _decide(t: TestResult, opts: CheckOptions) -> None:
         t.detail = (t.detail + "; " if t.detail else "") + "significant, within threshold"
 
 
+def format_p(p: float) -> str:
+    """A p-value in two digits; one that underflowed to 0 is shown as < 1e-300."""
+    return "< 1e-300" if p == 0.0 else f"{p:.2g}"
+
+
 def _cell_status(r: CellResult, opts: CheckOptions) -> None:
     for t in r.tests:
         if t.verdict == "unchanged":
@@ -483,17 +489,17 @@ def _cell_status(r: CellResult, opts: CheckOptions) -> None:
         if t.metric == "variance":
             r.reasons.append(
                 f"variance ×{t.effect:.3g} ({'>' if t.verdict == 'worse' else '<'} "
-                f"{t.threshold if t.verdict == 'worse' else 1 / t.threshold:.3g}, Holm p {t.adjusted:.2g})"
+                f"{t.threshold if t.verdict == 'worse' else 1 / t.threshold:.3g}, Holm p {format_p(t.adjusted)})"
             )
         elif t.against == "exact":
             r.reasons.append(
-                f"biased: ‖bias‖ = {t.effect:.3g}·‖g*‖ (> {t.threshold:g}·‖g*‖, Holm p {t.adjusted:.2g}) "
+                f"biased: ‖bias‖ = {t.effect:.3g}·‖g*‖ (> {t.threshold:g}·‖g*‖, Holm p {format_p(t.adjusted)}) "
                 "for an estimator declared unbiased"
             )
         else:
             r.reasons.append(
                 f"bias {'grew' if t.verdict == 'worse' else 'shrank'}: mean moved by {t.effect:.3g}·‖g*‖ "
-                f"(> {t.threshold:g}·‖g*‖, Holm p {t.adjusted:.2g}; {t.detail.split(';')[0]})"
+                f"(> {t.threshold:g}·‖g*‖, Holm p {format_p(t.adjusted)}; {t.detail.split(';')[0]})"
             )
     verdicts = {t.verdict for t in r.tests}
     speed = _speed_failure(r, opts)

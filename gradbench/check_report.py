@@ -10,7 +10,7 @@ import json
 import math
 from typing import Any
 
-from gradbench.check import STATUSES, CellResult, CheckResult, TestResult
+from gradbench.check import STATUSES, CellResult, CheckResult, TestResult, format_p
 
 TITLES = {
     "worse": "worse",
@@ -30,7 +30,7 @@ def _num(x: float, digits: int = 3) -> str:
 
 
 def _p(t: TestResult) -> str:
-    return f"p {_num(t.adjusted, 2)}" if not math.isnan(t.adjusted) else ""
+    return f"p {format_p(t.adjusted)}" if not math.isnan(t.adjusted) else ""
 
 
 def variance_text(r: CellResult) -> str:
@@ -102,20 +102,21 @@ def _moved_text(r: CellResult) -> str:
 
 
 def _row_cells(check: CheckResult, r: CellResult) -> list[str]:
-    why = "; ".join(r.reasons)
+    why = ["; ".join(r.reasons)] if r.status != "unchanged" else []  # unchanged cells need no explanation
     if r.status == "not comparable":
-        return [r.label, why]
+        return [r.label, *why]
     if check.tier == "exact":
-        return [r.label, _moved_text(r) or "reproduced", speed_text(r), why if r.status == "worse" else ""]
-    return [r.label, variance_text(r), bias_text(r), detectable_text(r), speed_text(r), why]
+        return [r.label, _moved_text(r) or "reproduced", speed_text(r), *why]
+    return [r.label, variance_text(r), bias_text(r), detectable_text(r), speed_text(r), *why]
 
 
 def _headers(check: CheckResult, status: str) -> list[str]:
+    why = ["why"] if status != "unchanged" else []
     if status == "not comparable":
-        return ["cell", "why"]
+        return ["cell", *why]
     if check.tier == "exact":
-        return ["cell", "moved", "speed", "why"]
-    return ["cell", "variance", "bias", "detectable", "speed", "why"]
+        return ["cell", "moved", "speed", *why]
+    return ["cell", "variance", "bias", "detectable", "speed", *why]
 
 
 def render_rich(check: CheckResult, console) -> None:

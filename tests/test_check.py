@@ -212,15 +212,23 @@ def test_planted_regression_is_changed_behaviour_in_the_exact_tier(cli, baseline
     assert "variance" in changed["moved"] and "bias" in changed["moved"]
 
 
-def test_a_crashing_estimator_is_a_regression(cli, baseline, monkeypatch):
-    class Crash(Reinforce):
-        def estimate(self, problem, rng):
-            raise RuntimeError("boom")
+class Crash(Reinforce):
+    def estimate(self, problem, rng):
+        raise RuntimeError("boom")
 
-    monkeypatch.setitem(REGISTRY, "reinforce", Crash)
+
+class NaNs(Reinforce):
+    def estimate(self, problem, rng):
+        return super().estimate(problem, rng) * math.nan
+
+
+@pytest.mark.parametrize(("broken", "reason"), [(Crash, "failed: boom"), (NaNs, "produced NaN estimates")])
+def test_a_crashing_estimator_is_a_regression(cli, baseline, monkeypatch, broken, reason):
+    monkeypatch.setitem(REGISTRY, "reinforce", broken)
     code, report = check_json(cli, baseline, "--seed-base", "1")
     assert code == 1
-    assert cell(report, REINFORCE_LABEL)["reasons"] == ["failed: boom"]
+    (text,) = cell(report, REINFORCE_LABEL)["reasons"]
+    assert reason in text and cell(report, REINFORCE_LABEL)["status"] == "worse"
 
 
 def test_a_regression_within_the_threshold_passes(cli, baseline, monkeypatch):
