@@ -338,6 +338,13 @@ def _update_baseline(path: Path, settings) -> None:
 
     if path.is_dir():
         raise GradbenchError(f"baseline {path} is a directory, not a file")
+    if path.exists() and path.stat().st_size:
+        from gradbench.baseline import MAGIC
+
+        with path.open("rb") as fh:
+            start = fh.read(len(MAGIC))
+        if start != MAGIC.encode():
+            raise GradbenchError(f"refusing to overwrite {path}: it is not a gradbench baseline")
     text, notes, seconds = _with_progress("sizing and running", lambda p: build_baseline(settings, p))
     write_baseline(path, text)
     base = read_baseline(path)  # what was written must read back

@@ -387,6 +387,9 @@ def test_update_writes_a_baseline_that_then_passes(cli, tmp_path):
     assert base.environment["threads"] == 1 and base.grid["variance_ratio"] == 1.25
     assert not list(path.parent.glob("*.tmp"))
     assert cli("check", "--baseline", path).exit_code == 0
+    refresh = cli("check", "--update", "--baseline", path, "-e", "exact", "-t", "bernoulli")
+    assert refresh.exit_code == 0, refresh.output
+    assert [c.row["estimator"] for c in read_baseline(path).cells] == ["exact"]
 
 
 def test_default_grid_is_generic_over_the_registry(monkeypatch):
@@ -540,10 +543,13 @@ def test_bias_change_test_is_the_two_sample_z_test():
     assert same.pvalue == 1.0 and same.effect == 0.0
 
 
-def test_update_refuses_a_directory(cli, tmp_path):
-    assert_one_line_error(
-        cli("check", "--update", "--baseline", tmp_path, "-e", "exact", "-t", "bernoulli"), "directory"
-    )
+def test_update_refuses_a_directory_and_foreign_files(cli, tmp_path):
+    update = ("check", "--update", "-e", "exact", "-t", "bernoulli", "--baseline")
+    assert_one_line_error(cli(*update, tmp_path), "directory")
+    results = tmp_path / "runs.csv"
+    results.write_text(format_rows([], header=True))
+    assert_one_line_error(cli(*update, results), "refusing to overwrite", "not a gradbench baseline")
+    assert results.read_text() == format_rows([], header=True)
 
 
 def test_write_baseline_is_atomic_and_readable(tmp_path, good_text):
