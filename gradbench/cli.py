@@ -290,6 +290,182 @@ def plot(
     console.print(summary_table(best, str(csv_file)))
     for path in [*files, summary]:
         console.print(f"wrote {path}", highlight=False)
+DEFAULT_BASELINE = Path("results") / "baseline.csv"
+
+
+@app.command()
+def check(
+    baseline: Annotated[
+        Path, typer.Option("--baseline", "-b", help="Baseline file (see README, 'Regression check').")
+    ] = DEFAULT_BASELINE,
+    update: Annotated[
+        bool, typer.Option("--update", help="Write/refresh the baseline from a fresh run of the default grid.")
+    ] = False,
+    fresh_seeds: Annotated[
+        bool, typer.Option("--fresh-seeds", help="Re-run with new seeds: always the statistical tier.")
+    ] = False,
+    seed_base: Annotated[
+        int | None, typer.Option("--seed-base", help="Fresh seeds derived from this number (implies --fresh-seeds).")
+    ] = None,
+    alpha: Annotated[float, typer.Option("--alpha", help="Family-wise false-alarm rate (Holm).")] = 0.01,
+    variance_ratio: Annotated[
+        float, typer.Option("--variance-ratio", help="Practical threshold: variance ratio that fails a cell.")
+    ] = 1.25,
+    bias_threshold: Annotated[
+        float, typer.Option("--bias-threshold", help="Practical threshold: bias change, in units of ‖g*‖.")
+    ] = 0.1,
+    power: Annotated[float, typer.Option("--power", help="Power of the 'detectable' figures.")] = 0.8,
+    fail_on_speed: Annotated[
+        float | None, typer.Option("--fail-on-speed", help="Fail cells slower than the baseline by this factor.")
+    ] = None,
+    strict: Annotated[
+        bool, typer.Option("--strict", help="Cells too weak to detect the thresholds, or not comparable: exit 2.")
+    ] = False,
+    fmt: Annotated[str, typer.Option("--format", help="Report format: table, markdown or json.")] = "table",
+    estimator: Annotated[
+        list[str] | None, typer.Option("--estimator", "-e", help="--update: only these estimators (repeatable).")
+    ] = None,
+    task: Annotated[
+        list[str] | None, typer.Option("--task", "-t", help="--update: only these tasks (repeatable).")
+    ] = None,
+    tau: Annotated[
+        list[float] | None,
+        typer.Option("--tau", help="--update: temperatures for estimators with one (default 0.5, 1)."),
+    ] = None,
+    seeds: Annotated[
+        int | None, typer.Option("--seeds", help="--update: seeds per cell, 0 .. N−1 (default 1).")
+    ] = None,
+    budget: Annotated[
+        float | None, typer.Option("--budget", help="--update: seconds of estimating for the whole grid (default 15).")
+    ] = None,
+    device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: the baseline's; cpu).")] = None,
+    dtype: Annotated[
+        str | None, typer.Option("--dtype", help="float32 or float64 (default: the baseline's; float32).")
+    ] = None,
+    threads: Annotated[
+        int | None, typer.Option("--threads", help="torch threads (default: the baseline's; 1 for --update).")
+    ] = None,
+    plugin: PluginOpt = None,
+) -> None:
+    """Re-run a baseline's cells and fail (exit 1) when an estimator got biased, noisier or (optionally) slower."""
+    from gradbench.check import CheckOptions, GridSettings
+
+    if fmt not in ("table", "markdown", "json"):
+        raise GradbenchError(f"--format must be table, markdown or json, got {fmt!r}")
+    load_plugins(plugin)
+    if update:
+        given = [
+            f
+            for f, v in (
+                ("--fresh-seeds", fresh_seeds),
+                ("--seed-base", seed_base is not None),
+                ("--fail-on-speed", fail_on_speed is not None),
+                ("--strict", strict),
+            )
+            if v
+        ]
+        if given:
+            raise GradbenchError(f"{given[0]} does not apply to --update")
+        set_threads(threads or 1)
+        settings = GridSettings(
+            estimators=tuple(estimator or ()),
+            tasks=tuple(task or ()),
+            taus=tuple(tau) if tau else GridSettings.taus,
+            seeds=GridSettings.seeds if seeds is None else seeds,
+            budget=GridSettings.budget if budget is None else budget,
+            dtype=dtype or "float32",
+            device=device or "cpu",
+            alpha=alpha,
+            variance_ratio=variance_ratio,
+            bias_threshold=bias_threshold,
+            power=power,
+        )
+        _update_baseline(baseline, settings)
+        return
+    given = [
+        f
+        for f, v in (
+            ("--estimator", estimator),
+            ("--task", task),
+            ("--tau", tau),
+            ("--seeds", seeds is not None),
+            ("--budget", budget is not None),
+        )
+        if v
+    ]
+    if given:
+        raise GradbenchError(f"{given[0]} only applies with --update")
+    from gradbench.baseline import read_baseline
+    from gradbench.check import run_check
+
+    options = CheckOptions(
+        alpha=alpha,
+        variance_ratio=variance_ratio,
+        bias_threshold=bias_threshold,
+        power=power,
+        fail_on_speed=fail_on_speed,
+        fresh_seeds=fresh_seeds or seed_base is not None,
+        seed_base=seed_base,
+        strict=strict,
+        device=device,
+        dtype=dtype,
+        threads=threads,
+    )
+    options.validate()
+    base = read_baseline(baseline)
+    result = _with_progress("checking", lambda progress: run_check(base, options, progress))
+    from gradbench import check_report
+
+    if fmt == "json":
+        print(check_report.render_json(result))
+    elif fmt == "markdown":
+        print(check_report.render_markdown(result))
+    else:
+        check_report.render_rich(result, _console())
+    if result.exit_code:
+        raise typer.Exit(result.exit_code)
+
+
+def _with_progress(label: str, work):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+    columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
+        bar = progress.add_task(label, total=None)
+
+        def report(description: str, done: int, total: int) -> None:
+            progress.update(bar, description=f"{label} {description}".strip(), completed=done, total=total)
+
+        return work(report)
+
+
+def _update_baseline(path: Path, settings) -> None:
+    from gradbench.baseline import read_baseline, write_baseline
+    from gradbench.check import build_baseline
+
+    if path.is_dir():
+        raise GradbenchError(f"baseline {path} is a directory, not a file")
+    if path.exists() and path.stat().st_size:
+        from gradbench.baseline import MAGIC
+
+        with path.open("rb") as fh:
+            start = fh.read(len(MAGIC))
+        if start != MAGIC.encode():
+            raise GradbenchError(f"refusing to overwrite {path}: it is not a gradbench baseline")
+    text, notes, seconds = _with_progress("sizing and running", lambda p: build_baseline(settings, p))
+    write_baseline(path, text)
+    base = read_baseline(path)  # what was written must read back
+    sizes = [c.row["n_samples"] for c in base.cells]
+    console = _console()
+    console.print(
+        f"baseline written to {path}: {len(base.cells)} cells, {min(sizes):,} to {max(sizes):,} estimates each, "
+        f"{seconds:.1f} s to run",
+        markup=False,
+        highlight=False,
+    )
+    for note in notes:
+        console.print(f"note: {note}", markup=False, highlight=False)
 
 
 @app.command("list")

@@ -117,8 +117,14 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_cell(spec: CellSpec, on_progress: Callable[[int], None] | None = None) -> dict[str, Any]:
-    """Measure one cell and return its CSV row (see :data:`gradbench.results.COLUMNS`)."""
+def run_cell(
+    spec: CellSpec, on_progress: Callable[[int], None] | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Measure one cell and return its CSV row (see :data:`gradbench.results.COLUMNS`).
+
+    ``details``, when given, receives what the row does not hold (used by ``gradbench check``): ``exact_grad``
+    (g*, P), ``mean_dev`` (ĝ − g*, P) and ``component_var`` (s_j², P), float64 CPU tensors.
+    """
     cell = prepare(spec)
     problem, estimator = cell.problem, cell.estimator
     device = problem.theta.device
@@ -152,6 +158,9 @@ def run_cell(spec: CellSpec, on_progress: Callable[[int], None] | None = None) -
     metrics = compute_metrics(moments, exact_flat, torch.finfo(problem.theta.dtype).eps)
     if math.isnan(metrics.variance):
         raise GradbenchError(f"estimator {estimator.name!r} produced NaN estimates on task {cell.task.describe()}")
+    if details is not None:
+        n_done, mean_dev, m2 = moments.pooled()
+        details.update(exact_grad=exact_flat.cpu(), mean_dev=mean_dev.cpu(), component_var=(m2 / (n_done - 1)).cpu())
     est_params = {k: v for k, v in estimator.config.items() if k != "tau"}
     return {
         "task": cell.task.name,
