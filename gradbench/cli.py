@@ -290,6 +290,8 @@ def plot(
     console.print(summary_table(best, str(csv_file)))
     for path in [*files, summary]:
         console.print(f"wrote {path}", highlight=False)
+
+
 DEFAULT_BASELINE = Path("results") / "baseline.csv"
 
 
