@@ -67,7 +67,12 @@ class BlockRng:
         return self.open_uniform(*shape, dtype=dtype).log_().neg_().log_().neg_()
 
     def categorical(self, probs: torch.Tensor) -> torch.Tensor:
-        """Indices z ~ Categorical(probs) by inverse CDF, one uniform per variable: probs D x K -> n x D (int64)."""
+        """Indices z ~ Categorical(probs) by inverse CDF, one uniform per variable: probs D x K -> n x D (int64).
+
+        z = #{k : u ≥ c_k} with c = cdf / cdf[-1] (so c_{K−1} = 1 exactly and z ≤ K − 1);
+        :func:`gradbench.fast.categorical_one_hot` draws the same z as one-hot rows.
+        """
         cdf = probs.cumsum(-1)  # D x K
-        u = self.uniform(probs.shape[0], 1, dtype=probs.dtype) * cdf[:, -1:]  # n x D x 1
-        return (u >= cdf).sum(-1).clamp_(max=probs.shape[-1] - 1)  # n x D
+        upper = cdf / cdf[:, -1:]  # D x K
+        u = self.uniform(probs.shape[0], 1, dtype=probs.dtype)  # n x D x 1
+        return (u >= upper).sum(-1)  # n x D

@@ -38,6 +38,9 @@ class Quadratic(Task):
     def f(self, z: torch.Tensor) -> torch.Tensor:
         return (z - self.target.to(z)).square().sum((-1, -2))
 
+    def f_grad(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.add((-2.0 * self.target).to(z), z, alpha=2.0)  # ∂f/∂z_dk = 2 (z_dk − c_dk), one pass
+
     def separable_values(self) -> torch.Tensor:
         c = self.target
         return c.square().sum(-1, keepdim=True) - c.square() + (1 - c).square()
