@@ -39,4 +39,4 @@ class GumbelSoftmax(Estimator):
         # so autograd (if any) only runs through f.
         tau = self.config["tau"]
         soft = gumbel_softmax_sample(problem.theta, rng, tau)  # n x D x K, z̃
-        return softmax_vjp_(soft, grad_f(problem.task, soft), tau)  # n x D x K
+        return softmax_vjp_(soft, grad_f(problem.task, soft), tau, rng.sizes)  # n x D x K

@@ -27,6 +27,26 @@ if TYPE_CHECKING:
     from gradbench.rng import BlockRng
 
 
+def row_sum(x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
+    """Σ over the last axis, keepdim: x n x D x K -> n x D x 1.
+
+    On CPU a matrix-vector product with a ones vector (about 2x faster than ``sum(-1)`` for K = 10), done block by
+    block (``sizes``: the chunk's blocks, ``rng.sizes``), so that every block is one BLAS call of the same shape
+    and alignment whatever the chunking: results do not depend on the chunk size even where a BLAS's summation
+    order depends on the matrix's shape.
+    """
+    if x.device.type != "cpu" or not x.is_contiguous() or sum(sizes) != x.shape[0]:
+        return x.sum(-1, keepdim=True)
+    K = x.shape[-1]
+    ones = torch.ones(K, 1, dtype=x.dtype)
+    out = torch.empty(*x.shape[:-1], 1, dtype=x.dtype)  # n x D x 1
+    start = 0
+    for size in sizes:
+        torch.matmul(x[start : start + size].view(-1, K), ones, out=out[start : start + size].view(-1, 1))
+        start += size
+    return out
+
+
 def grad_f(task: Task, z: torch.Tensor) -> torch.Tensor:
     """∂f(z_i)/∂z_i for every row of z (n x D x K): a new contiguous tensor the caller may overwrite.
 
@@ -80,25 +100,14 @@ def gumbel_softmax_sample(theta: torch.Tensor, rng: BlockRng, tau: float) -> tor
         y = torch.add(theta / tau, w, alpha=-1.0 / tau, out=w)  # (θ + G)/τ
         y.sub_(y.amax(-1, keepdim=True))
     y.exp_()
-    return y.div_(y.sum(-1, keepdim=True))
+    return y.div_(row_sum(y, rng.sizes))
 
 
-def softmax_(y: torch.Tensor, y_max: torch.Tensor | None = None) -> torch.Tensor:
-    """softmax over the last axis, in place: y (n x D x K) becomes exp(y − max y) / Σ exp(y − max y).
-
-    ``y_max`` (n x D x 1) may be given when already computed.
-    """
-    if y_max is None:
-        y_max = y.amax(-1, keepdim=True)  # n x D x 1
-    y.sub_(y_max).exp_()
-    return y.div_(y.sum(-1, keepdim=True))
-
-
-def softmax_vjp_(soft: torch.Tensor, v: torch.Tensor, tau: float) -> torch.Tensor:
+def softmax_vjp_(soft: torch.Tensor, v: torch.Tensor, tau: float, sizes: list[int]) -> torch.Tensor:
     """The gradient w.r.t. the logits a of f(softmax(a/τ)), given s = softmax(a/τ) and v = ∂f/∂s (both
-    n x D x K): (s ⊙ (v − ⟨s, v⟩))/τ, computed in place in v (which is returned)."""
+    n x D x K): (s ⊙ (v − ⟨s, v⟩))/τ, computed in place in v (which is returned). ``sizes``: ``rng.sizes``."""
     t = torch.addcmul(soft.new_zeros(()), v, soft, value=1.0 / tau, out=v)  # s ⊙ v / τ, in place
-    return t.addcmul_(soft, t.sum(-1, keepdim=True), value=-1.0)  # (s ⊙ v − s ⟨s, v⟩)/τ
+    return t.addcmul_(soft, row_sum(t, sizes), value=-1.0)  # (s ⊙ v − s ⟨s, v⟩)/τ
 
 
 def shifted_exp_and_hard_(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -28,6 +28,7 @@ class GroupedMoments:
         self.mean = torch.zeros(groups, n_params, dtype=torch.float64, device=device)  # G x P
         self.m2 = torch.zeros(groups, n_params, dtype=torch.float64, device=device)  # G x P
         self._common_count: float | None = 0.0  # every group's count while they are all equal (a fast path)
+        self._work: torch.Tensor | None = None  # float64 scratch space for a block, reused (no page faults)
 
     def _merge(self, count: torch.Tensor, mean: torch.Tensor, m2: torch.Tensor) -> None:
         """Chan's update with per-group (count G, mean G x P, M2 G x P); groups with count 0 are untouched."""
@@ -68,7 +69,10 @@ class GroupedMoments:
         full = (L // G) * G
         if full:
             m = full // G
-            shifted = x[:full].reshape(m, G, -1).to(torch.float64, copy=True)  # m x G x P, row r in group r mod G
+            if self._work is None or self._work.numel() < x[:full].numel() or self._work.device != x.device:
+                self._work = torch.empty(x[:full].numel(), dtype=torch.float64, device=x.device)
+            shifted = self._work[: x[:full].numel()].view(m, G, -1)  # m x G x P, row r of the block in group r mod G
+            shifted.copy_(x[:full].reshape(m, G, -1))
             shift = shifted[0].clone()  # G x P
             shifted -= shift
             s1 = shifted.sum(0)  # G x P
