@@ -133,11 +133,13 @@ def run(
     plugin: PluginOpt = None,
 ) -> None:
     """Measure one estimator on one task: print the metrics and append a row to a CSV."""
+    from gradbench.allocator import tune_allocator
     from gradbench.results import append_rows, check_writable
     from gradbench.runner import CellSpec, prepare, run_cell
 
     load_plugins(plugin)
     set_threads(threads)
+    tune_allocator()
     params: dict[str, Any] = dict(parse_key_values(est_opt, "--est-opt"))
     if tau is not None:
         if "tau" in params:
@@ -192,6 +194,90 @@ def list_(plugin: PluginOpt = None) -> None:
     console = _console()
     console.print(estimators_table(all_estimators()))
     console.print(tasks_table(all_tasks()))
+
+
+@app.command()
+def bench(
+    samples: Annotated[int, typer.Option("--samples", "-n", help="Estimates per timed cell.")] = 1_000_000,
+    repeats: Annotated[int, typer.Option("--repeats", help="Interleaved repeats; medians are reported.")] = 3,
+    threads: Annotated[int, typer.Option("--threads", help="torch intra-op threads (recorded).")] = 1,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
+    tau: Annotated[float, typer.Option("--tau", help="Temperature of the relaxation estimators.")] = 0.5,
+    estimator: Annotated[
+        list[str] | None, typer.Option("--estimator", "-e", help="Estimator to measure (repeatable; default all).")
+    ] = None,
+    memory_samples: Annotated[
+        str, typer.Option("--memory-samples", help="SMALL,LARGE sample counts of the peak-memory runs.")
+    ] = "100000,10000000",
+    memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Measure peak memory (subprocesses).")] = True,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file written with one row per estimator.")] = Path(
+        "results"
+    )
+    / "throughput.csv",
+    markdown: Annotated[bool, typer.Option("--markdown", help="Also print the table as Markdown.")] = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """Throughput: estimates/s of each estimator against a naive loop, stock batched torch and the random-fill limit."""
+    from gradbench.allocator import tune_allocator
+    from gradbench.bench import BenchConfig, describe, rich_table, run_benchmark, write_csv
+    from gradbench.bench import markdown as to_markdown
+
+    load_plugins(plugin)
+    tune_allocator()
+    sizes = None
+    if memory:
+        try:
+            small, large = (int(float(part)) for part in memory_samples.split(","))
+        except ValueError:
+            raise GradbenchError(
+                f"--memory-samples {memory_samples!r}: expected SMALL,LARGE, e.g. 100000,10000000"
+            ) from None
+        sizes = (small, large)
+    check_writable_folder(out)  # the file itself is replaced atomically at the end
+    err = _console_stderr()
+    config = BenchConfig(
+        samples=samples,
+        repeats=repeats,
+        threads=threads,
+        device=device,
+        dtype=dtype,
+        tau=tau,
+        estimators=tuple(estimator or ()),
+        memory_samples=sizes,
+        plugins=tuple(str(p) for p in plugin or ()),
+        log=lambda text: err.print(f"[dim]{text}[/dim]"),
+    )
+    rows, notes = run_benchmark(config)
+    write_csv(out, rows)
+    console = _console()
+    console.print(rich_table(rows))
+    for note in notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    if markdown:
+        print(describe(rows))
+        print()
+        print(to_markdown(rows))
+    console.print(f"[dim]written to[/dim] {out}")
+
+
+def check_writable_folder(path: Path) -> None:
+    """The benchmark replaces its CSV: the folder must be writable and the path not a directory."""
+    if path.is_dir():
+        raise GradbenchError(f"--out {path} is a directory, not a CSV file")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GradbenchError(f"--out {path}: cannot create folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise GradbenchError(f"--out {path}: not writable")
+
+
+def _console_stderr():
+    from rich.console import Console
+
+    return Console(stderr=True)
 
 
 def main() -> None:
