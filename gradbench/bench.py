@@ -119,6 +119,8 @@ def validate(config: BenchConfig) -> None:
         raise GradbenchError(f"unknown dtype {config.dtype!r} (use {' or '.join(DTYPES)})")
     if not (math.isfinite(config.tau) and config.tau > 0):
         raise GradbenchError(f"--tau must be a finite number > 0, got {config.tau!r}")
+    if not (math.isfinite(config.naive_seconds) and config.naive_seconds > 0):
+        raise GradbenchError(f"--naive-seconds must be a finite number > 0, got {config.naive_seconds!r}")
     if config.memory_samples is not None and min(config.memory_samples) < 2:
         raise GradbenchError(f"--memory-samples must be at least 2, got {config.memory_samples}")
     resolve_device(config.device)

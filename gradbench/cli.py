@@ -211,6 +211,9 @@ def bench(
         str, typer.Option("--memory-samples", help="SMALL,LARGE sample counts of the peak-memory runs.")
     ] = "100000,10000000",
     memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Measure peak memory (subprocesses).")] = True,
+    naive_seconds: Annotated[
+        float, typer.Option("--naive-seconds", help="Seconds spent in each naive per-draw loop.")
+    ] = 0.5,
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file written with one row per estimator.")] = Path(
         "results"
     )
@@ -245,6 +248,7 @@ def bench(
         tau=tau,
         estimators=tuple(estimator or ()),
         memory_samples=sizes,
+        naive_seconds=naive_seconds,
         plugins=tuple(str(p) for p in plugin or ()),
         log=lambda text: err.print(f"[dim]{text}[/dim]"),
     )
