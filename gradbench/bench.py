@@ -101,7 +101,7 @@ class BenchConfig:
     estimators: tuple[str, ...] = ()  # empty: every registered estimator that runs on the problem
     memory_samples: tuple[int, int] | None = (100_000, 10_000_000)
     naive_seconds: float = 0.5  # time spent in the naive loop per repeat (its draw count is fixed in calibration)
-    stock_samples: int | None = None  # estimates per stock measurement; default samples / 5
+    stock_samples: int | None = None  # estimates per stock measurement; default samples / 10
     plugins: tuple[str, ...] = ()
     seed: int = 0
     log: Callable[[str], None] = field(default=lambda text: None, compare=False)
@@ -311,7 +311,7 @@ def _child_main() -> None:
     run_cell(spec)
     seconds = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * (1 if sys.platform == "darwin" else 1024)
-    cuda = torch.cuda.max_memory_allocated() if spec.device.startswith("cuda") else None
+    cuda = torch.cuda.max_memory_allocated(torch.device(spec.device)) if spec.device.startswith("cuda") else None
     print(json.dumps({"rss_bytes": rss, "cuda_bytes": cuda, "per_sec": spec.n_samples / seconds}))
 
 
@@ -360,7 +360,7 @@ def run_benchmark(config: BenchConfig) -> tuple[list[dict[str, Any]], list[str]]
         raise GradbenchError("no estimator can run on the benchmark problem")
     device = resolve_device(config.device)
     log = config.log
-    stock_n = config.stock_samples or max(2, config.samples // 5)
+    stock_n = config.stock_samples or max(2, config.samples // 10)
 
     specs, cells, steps, stocks = {}, {}, {}, {}
     for name in names:
@@ -578,7 +578,7 @@ def describe(rows: list[dict[str, Any]]) -> str:
     )
 
 
-def markdown(rows: list[dict[str, Any]]) -> str:
+def markdown_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| " + " | ".join(HEADERS) + " |", "|" + "---|" * len(HEADERS)]
     lines += ["| " + " | ".join(table_cells(row)) + " |" for row in rows]
     return "\n".join(lines)
@@ -593,3 +593,47 @@ def rich_table(rows: list[dict[str, Any]]):
     for row in rows:
         table.add_row(*(cell.strip("`") for cell in table_cells(row)))
     return table
+
+
+# --- command line (``gradbench bench``) ---------------------------------------------------------------------------
+
+
+def parse_memory_samples(text: str) -> tuple[int, int]:
+    try:
+        small, large = (int(float(part)) for part in text.split(","))
+    except ValueError:
+        raise GradbenchError(f"--memory-samples {text!r}: expected SMALL,LARGE, e.g. 100000,10000000") from None
+    return small, large
+
+
+def check_out(path: Path) -> None:
+    """The benchmark replaces its CSV at the end: the path must not be a folder and its folder must be writable."""
+    if path.is_dir():
+        raise GradbenchError(f"--out {path} is a directory, not a CSV file")
+    folder = path.parent if str(path.parent) else Path(".")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GradbenchError(f"--out {path}: cannot create folder {folder}: {exc.strerror}") from None
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise GradbenchError(f"--out {path}: not writable")
+
+
+def cli_main(*, memory_samples: str | None, out: Path, markdown: bool, console, **options: Any) -> None:
+    """What ``gradbench bench`` does: check the inputs, measure, write the CSV, print the table."""
+    from rich.console import Console
+
+    sizes = parse_memory_samples(memory_samples) if memory_samples is not None else None
+    check_out(out)
+    err = Console(stderr=True)
+    config = BenchConfig(memory_samples=sizes, log=lambda text: err.print(f"[dim]{text}[/dim]"), **options)
+    rows, notes = run_benchmark(config)
+    write_csv(out, rows)
+    console.print(rich_table(rows))
+    for note in notes:
+        console.print(f"[yellow]{note}[/yellow]")
+    if markdown:
+        print(describe(rows))
+        print()
+        print(markdown_table(rows))
+    console.print(f"[dim]written to[/dim] {out}")

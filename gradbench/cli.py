@@ -223,23 +223,11 @@ def bench(
 ) -> None:
     """Throughput: estimates/s of each estimator against a naive loop, stock batched torch and the random-fill limit."""
     from gradbench.allocator import tune_allocator
-    from gradbench.bench import BenchConfig, describe, rich_table, run_benchmark, write_csv
-    from gradbench.bench import markdown as to_markdown
+    from gradbench.bench import cli_main
 
     load_plugins(plugin)
     tune_allocator()
-    sizes = None
-    if memory:
-        try:
-            small, large = (int(float(part)) for part in memory_samples.split(","))
-        except ValueError:
-            raise GradbenchError(
-                f"--memory-samples {memory_samples!r}: expected SMALL,LARGE, e.g. 100000,10000000"
-            ) from None
-        sizes = (small, large)
-    check_writable_folder(out)  # the file itself is replaced atomically at the end
-    err = _console_stderr()
-    config = BenchConfig(
+    cli_main(
         samples=samples,
         repeats=repeats,
         threads=threads,
@@ -247,41 +235,13 @@ def bench(
         dtype=dtype,
         tau=tau,
         estimators=tuple(estimator or ()),
-        memory_samples=sizes,
+        memory_samples=memory_samples if memory else None,
         naive_seconds=naive_seconds,
+        out=out,
+        markdown=markdown,
         plugins=tuple(str(p) for p in plugin or ()),
-        log=lambda text: err.print(f"[dim]{text}[/dim]"),
+        console=_console(),
     )
-    rows, notes = run_benchmark(config)
-    write_csv(out, rows)
-    console = _console()
-    console.print(rich_table(rows))
-    for note in notes:
-        console.print(f"[yellow]{note}[/yellow]")
-    if markdown:
-        print(describe(rows))
-        print()
-        print(to_markdown(rows))
-    console.print(f"[dim]written to[/dim] {out}")
-
-
-def check_writable_folder(path: Path) -> None:
-    """The benchmark replaces its CSV: the folder must be writable and the path not a directory."""
-    if path.is_dir():
-        raise GradbenchError(f"--out {path} is a directory, not a CSV file")
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise GradbenchError(f"--out {path}: cannot create folder {folder}: {exc.strerror}") from None
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise GradbenchError(f"--out {path}: not writable")
-
-
-def _console_stderr():
-    from rich.console import Console
-
-    return Console(stderr=True)
 
 
 def main() -> None:
