@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from gradbench.core import Estimator, Problem, temperature_param
-from gradbench.fast import grad_f, perturbed_logits, row_sum, shifted_exp_and_hard_, softmax_vjp_
+from gradbench.fast import grad_f, perturbed_logits, row_sum, shifted_exp_and_hard_
 from gradbench.registry import register_estimator
 from gradbench.rng import BlockRng
 
@@ -33,5 +33,6 @@ class StraightThroughGumbel(Estimator):
         tau = self.config["tau"]
         y = perturbed_logits(problem.theta, rng, tau)  # n x D x K, (θ + G)/τ
         e, hard = shifted_exp_and_hard_(y)  # n x D x K each: exp(y − max y) (y overwritten), onehot(argmax(θ + G))
-        soft = e.div_(row_sum(e, rng.sizes))  # n x D x K, z̃
-        return softmax_vjp_(soft, grad_f(problem.task, hard), tau, rng.sizes)  # n x D x K
+        q = e.div_(row_sum(e, rng.sizes).mul_(tau))  # n x D x K, z̃/τ (z̃ itself is not needed)
+        t = grad_f(problem.task, hard).mul_(q)  # n x D x K, z̃ ⊙ v / τ with v = ∂f/∂z at the hard z
+        return t.addcmul_(q, row_sum(t, rng.sizes), value=-tau)  # n x D x K, (z̃ ⊙ v − z̃ ⟨z̃, v⟩)/τ

@@ -17,6 +17,7 @@ obvious torch calls (measured with ``benchmarks/throughput.py``'s problem, D = 2
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TYPE_CHECKING
 
@@ -38,13 +39,20 @@ def row_sum(x: torch.Tensor, sizes: list[int]) -> torch.Tensor:
     if x.device.type != "cpu" or not x.is_contiguous() or sum(sizes) != x.shape[0]:
         return x.sum(-1, keepdim=True)
     K = x.shape[-1]
-    ones = torch.ones(K, 1, dtype=x.dtype)
+    ones = _ones(K, x.dtype)  # K x 1
+    if len(sizes) == 1:
+        return torch.mm(x.view(-1, K), ones).view(*x.shape[:-1], 1)
     out = torch.empty(*x.shape[:-1], 1, dtype=x.dtype)  # n x D x 1
     start = 0
     for size in sizes:
-        torch.matmul(x[start : start + size].view(-1, K), ones, out=out[start : start + size].view(-1, 1))
+        torch.mm(x[start : start + size].view(-1, K), ones, out=out[start : start + size].view(-1, 1))
         start += size
     return out
+
+
+@functools.cache
+def _ones(K: int, dtype: torch.dtype) -> torch.Tensor:
+    return torch.ones(K, 1, dtype=dtype)
 
 
 def grad_f(task: Task, z: torch.Tensor) -> torch.Tensor:
