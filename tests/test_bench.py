@@ -29,7 +29,7 @@ def test_report_is_consistent_for_every_builtin_estimator():
         assert (row["task"], row["D"], row["K"], row["dtype"], row["threads"]) == ("quadratic", 20, 10, "float32", 1)
         for key in ("ours_per_sec", "ours_estimate_per_sec", "naive_per_sec", "limit_per_sec"):
             assert math.isfinite(row[key]) and row[key] > 0, key
-        assert row["ours_estimate_per_sec"] >= row["ours_per_sec"] * 0.5  # the cell also folds the statistics
+        assert row["ours_estimate_per_sec"] > row["ours_per_sec"]  # the cell's time includes the estimates' time
     by_name = {r["estimator"]: r for r in rows}
     assert by_name["exact"]["naive_kind"] == "gradbench estimator with n = 1 per draw"
     assert math.isnan(by_name["exact"]["stock_per_sec"]) and by_name["exact"]["stock_kind"] == ""
