@@ -1,7 +1,8 @@
 """Throughput benchmark (``gradbench bench``, ``python benchmarks/throughput.py``).
 
 For each estimator, on one fixed problem (task ``quadratic``: D = 20, K = 10; float32; τ = 0.5 where an estimator
-has a temperature; 1 torch thread unless told otherwise), in one process and one run, it measures estimates per
+has a temperature; 1 torch thread unless told otherwise; ``--task-opt dim=100 --task-opt categories=2`` gives a
+binary problem of the same size for binary-only estimators), in one process and one run, it measures estimates per
 second of:
 
 - **ours**: gradbench's runner for a whole cell (``run_cell``): drawing, estimating, folding every estimate into the
@@ -48,7 +49,7 @@ import gradbench
 from gradbench.errors import GradbenchError
 from gradbench.registry import all_estimators, load_plugin
 from gradbench.rng import BlockRng
-from gradbench.runner import DTYPES, CellSpec, build_estimator, prepare, resolve_device, run_cell
+from gradbench.runner import DTYPES, CellSpec, build_estimator, build_task, prepare, resolve_device, run_cell
 
 TASK = "quadratic"
 TASK_PARAMS = {"dim": 20, "categories": 10}
@@ -99,6 +100,7 @@ class BenchConfig:
     dtype: str = "float32"
     tau: float = 0.5
     estimators: tuple[str, ...] = ()  # empty: every registered estimator that runs on the problem
+    task_params: dict[str, Any] = field(default_factory=dict)  # e.g. {"dim": 100, "categories": 2} for binary-only
     memory_samples: tuple[int, int] | None = (100_000, 10_000_000)
     naive_seconds: float = 0.5  # time spent in the naive loop per repeat (its draw count is fixed in calibration)
     stock_samples: int | None = None  # estimates per stock measurement; default samples / 10
@@ -124,6 +126,7 @@ def validate(config: BenchConfig) -> None:
     if config.memory_samples is not None and min(config.memory_samples) < 2:
         raise GradbenchError(f"--memory-samples must be at least 2, got {config.memory_samples}")
     resolve_device(config.device)
+    build_task(TASK, {**TASK_PARAMS, **config.task_params})  # a bad --task-opt is an error, not a skipped estimator
 
 
 def estimator_params(name: str, tau: float) -> dict[str, Any]:
@@ -141,7 +144,7 @@ def select_estimators(config: BenchConfig) -> tuple[list[str], list[str]]:
         spec = CellSpec(
             task=TASK,
             estimator=name,
-            task_params=TASK_PARAMS,
+            task_params={**TASK_PARAMS, **config.task_params},
             estimator_params=estimator_params(name, config.tau) if name in known else {},
             n_samples=2,
             device=config.device,
@@ -367,7 +370,7 @@ def run_benchmark(config: BenchConfig) -> tuple[list[dict[str, Any]], list[str]]
         specs[name] = CellSpec(
             task=TASK,
             estimator=name,
-            task_params=TASK_PARAMS,
+            task_params={**TASK_PARAMS, **config.task_params},
             estimator_params=estimator_params(name, config.tau),
             seed=config.seed,
             n_samples=config.samples,

@@ -207,6 +207,9 @@ def bench(
     estimator: Annotated[
         list[str] | None, typer.Option("--estimator", "-e", help="Estimator to measure (repeatable; default all).")
     ] = None,
+    task_opt: Annotated[
+        list[str] | None, typer.Option("--task-opt", help="Option of the quadratic task, e.g. categories=2 dim=100.")
+    ] = None,
     memory_samples: Annotated[
         str, typer.Option("--memory-samples", help="SMALL,LARGE sample counts of the peak-memory runs.")
     ] = "100000,10000000",
@@ -235,6 +238,7 @@ def bench(
         dtype=dtype,
         tau=tau,
         estimators=tuple(estimator or ()),
+        task_params=parse_key_values(task_opt, "--task-opt"),
         memory_samples=memory_samples if memory else None,
         naive_seconds=naive_seconds,
         out=out,

@@ -41,6 +41,12 @@ def test_report_is_consistent_for_every_builtin_estimator():
         assert math.isfinite(row["stock_per_sec"]) and row["stock_per_sec"] > 0
 
 
+def test_task_options_give_another_problem_of_the_same_kind():
+    config = BenchConfig(**QUICK, estimators=("reinforce",), task_params={"dim": 100, "categories": 2})
+    (row,), _ = run_benchmark(config)
+    assert (row["task"], row["D"], row["K"]) == ("quadratic", 100, 2)
+
+
 def test_one_repeat_ratios_are_the_ratios_of_the_rates():
     (row,), _ = run_benchmark(BenchConfig(**{**QUICK, "repeats": 1}, estimators=("gumbel",)))
     assert row["ours_vs_naive"] == pytest.approx(row["ours_per_sec"] / row["naive_per_sec"], rel=1e-12)
@@ -83,6 +89,8 @@ def test_cli_writes_csv_and_markdown(tmp_path):
         (["--memory-samples", "1,100"], ["--memory-samples must be at least 2"]),
         (["--naive-seconds", "0"], ["--naive-seconds must be"]),
         (["--dtype", "float16"], ["unknown dtype"]),
+        (["--task-opt", "categories=1"], ["categories must be ≥ 2"]),
+        (["--task-opt", "colour=red"], ["unknown option 'colour'"]),
     ],
 )
 def test_bad_input_is_one_line(args, fragments, tmp_path):
