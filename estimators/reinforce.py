@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 
 from gradbench.core import Estimator, Problem
+from gradbench.fast import categorical_one_hot
 from gradbench.registry import register_estimator
 from gradbench.rng import BlockRng
 
@@ -32,6 +33,6 @@ class Reinforce(Estimator):
 
     def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
         p = problem.probs  # D x K
-        z = one_hot(rng.categorical(p), p.shape[-1], p.dtype)  # n x D x K
+        z = categorical_one_hot(p, rng)  # n x D x K, the draws of rng.categorical(p) as one-hot rows
         f = problem.task.f(z)  # n
-        return f[:, None, None] * (z - p)  # n x D x K
+        return z.sub_(p).mul_(f[:, None, None])  # n x D x K, f(z) (onehot(z) − p)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from gradbench.core import Estimator, Problem, per_draw_autograd, temperature_param
-from gradbench.estimators.gumbel import relaxed_sample
+from gradbench.core import Estimator, Problem, temperature_param
+from gradbench.fast import grad_f, perturbed_logits, row_sum, shifted_exp_and_hard_
 from gradbench.registry import register_estimator
 from gradbench.rng import BlockRng
 
@@ -13,7 +13,8 @@ from gradbench.rng import BlockRng
 @register_estimator
 class StraightThroughGumbel(Estimator):
     """ST-Gumbel: forward f at the hard sample z = onehot(argmax(θ + G)), backward through z̃ = softmax((θ+G)/τ):
-    g = ∂f/∂z evaluated at z, times ∂z̃/∂θ (the ``y_hard − y_soft.detach() + y_soft`` form).
+    g = ∂f/∂z evaluated at z, times ∂z̃/∂θ (what the ``y_hard − y_soft.detach() + y_soft`` form computes):
+    g = (z̃ ⊙ (v − ⟨z̃, v⟩))/τ with v = ∂f/∂z at the hard z.
 
     The forward sample is exact (Gumbel-max), but the backward pass is a surrogate, so the estimate is biased at
     every τ, and stays biased as τ → 0. Needs f defined (differentiable) on the simplex.
@@ -30,12 +31,8 @@ class StraightThroughGumbel(Estimator):
 
     def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
         tau = self.config["tau"]
-        gumbel = rng.gumbel(*problem.theta.shape, dtype=problem.theta.dtype)  # n x D x K
-        K = problem.theta.shape[-1]
-        hard = torch.nn.functional.one_hot((problem.theta + gumbel).argmax(-1), K).to(gumbel)  # n x D x K
-
-        def objective(theta: torch.Tensor) -> torch.Tensor:
-            soft = relaxed_sample(theta, gumbel, tau)
-            return problem.task.f(hard - soft.detach() + soft)
-
-        return per_draw_autograd(problem.theta, rng.n, objective)
+        y = perturbed_logits(problem.theta, rng, tau)  # n x D x K, (θ + G)/τ
+        e, hard = shifted_exp_and_hard_(y)  # n x D x K each: exp(y − max y) (y overwritten), onehot(argmax(θ + G))
+        q = e.div_(row_sum(e, rng.sizes).mul_(tau))  # n x D x K, z̃/τ (z̃ itself is not needed)
+        t = grad_f(problem.task, hard).mul_(q)  # n x D x K, z̃ ⊙ v / τ with v = ∂f/∂z at the hard z
+        return t.addcmul_(q, row_sum(t, rng.sizes), value=-tau)  # n x D x K, (z̃ ⊙ v − z̃ ⟨z̃, v⟩)/τ

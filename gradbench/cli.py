@@ -135,11 +135,13 @@ def run(
     plugin: PluginOpt = None,
 ) -> None:
     """Measure one estimator on one task: print the metrics and append a row to a CSV."""
+    from gradbench.allocator import tune_allocator
     from gradbench.results import append_rows, check_writable
     from gradbench.runner import CellSpec, prepare, run_cell
 
     load_plugins(plugin)
     set_threads(threads)
+    tune_allocator()
     params: dict[str, Any] = dict(parse_key_values(est_opt, "--est-opt"))
     if tau is not None:
         if "tau" in params:
@@ -480,6 +482,58 @@ def list_(plugin: PluginOpt = None) -> None:
     console = _console()
     console.print(estimators_table(all_estimators()))
     console.print(tasks_table(all_tasks()))
+
+
+@app.command()
+def bench(
+    samples: Annotated[int, typer.Option("--samples", "-n", help="Estimates per timed cell.")] = 1_000_000,
+    repeats: Annotated[int, typer.Option("--repeats", help="Interleaved repeats; medians are reported.")] = 3,
+    threads: Annotated[int, typer.Option("--threads", help="torch intra-op threads (recorded).")] = 1,
+    device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
+    dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
+    tau: Annotated[float, typer.Option("--tau", help="Temperature of the relaxation estimators.")] = 0.5,
+    estimator: Annotated[
+        list[str] | None, typer.Option("--estimator", "-e", help="Estimator to measure (repeatable; default all).")
+    ] = None,
+    task_opt: Annotated[
+        list[str] | None, typer.Option("--task-opt", help="Option of the quadratic task, e.g. categories=2 dim=100.")
+    ] = None,
+    memory_samples: Annotated[
+        str, typer.Option("--memory-samples", help="SMALL,LARGE sample counts of the peak-memory runs.")
+    ] = "100000,10000000",
+    memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Measure peak memory (subprocesses).")] = True,
+    naive_seconds: Annotated[
+        float, typer.Option("--naive-seconds", help="Seconds spent in each naive per-draw loop.")
+    ] = 0.5,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file written with one row per estimator.")] = Path(
+        "results"
+    )
+    / "throughput.csv",
+    markdown: Annotated[bool, typer.Option("--markdown", help="Also print the table as Markdown.")] = False,
+    plugin: PluginOpt = None,
+) -> None:
+    """Throughput: estimates/s of each estimator against a naive loop, stock batched torch and the random-fill limit."""
+    from gradbench.allocator import tune_allocator
+    from gradbench.bench import cli_main
+
+    load_plugins(plugin)
+    tune_allocator()
+    cli_main(
+        samples=samples,
+        repeats=repeats,
+        threads=threads,
+        device=device,
+        dtype=dtype,
+        tau=tau,
+        estimators=tuple(estimator or ()),
+        task_params=parse_key_values(task_opt, "--task-opt"),
+        memory_samples=memory_samples if memory else None,
+        naive_seconds=naive_seconds,
+        out=out,
+        markdown=markdown,
+        plugins=tuple(str(p) for p in plugin or ()),
+        console=_console(),
+    )
 
 
 def main() -> None:

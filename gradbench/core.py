@@ -155,6 +155,12 @@ class Task:
         """Objective for z of shape ... x D x K (one-hot, or on the simplex when relaxable) -> shape ..."""
         raise NotImplementedError
 
+    def f_grad(self, z: torch.Tensor) -> torch.Tensor | None:
+        """Optional closed form of ∂f(z)/∂z for each row of z (... x D x K, one-hot or on the simplex): a new
+        tensor shaped like z. The default, None, lets estimators use autograd; a closed form only makes relaxation
+        estimators faster (it is tested against autograd for every task that has one)."""
+        return None
+
     def separable_values(self) -> torch.Tensor | None:
         """For separable f: h[d, k] = h_d(e_k), float64 D x K, so that f(z) = Σ_d Σ_k h[d, k] z[d, k]."""
         return None

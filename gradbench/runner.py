@@ -25,8 +25,13 @@ from gradbench.rng import BlockRng, block_size_for
 from gradbench.stats import GROUPS, GroupedMoments, compute_metrics
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
-CHUNK_ELEMENTS = 1 << 21
-"""Default chunk: about this many gradient entries per estimator call."""
+CHUNK_ELEMENTS = 1 << 19
+"""Default chunk on CPU: at most about this many gradient entries per estimator call (whole blocks, at least one).
+Small enough that a chunk's few n x D x K tensors stay in a core's cache, large enough that the fixed cost of a
+call is small (measured with benchmarks/throughput.py: 2 blocks of 1,024 estimates on the 20 x 10 problem)."""
+CUDA_CHUNK_ELEMENTS = 1 << 24
+CUDA_BLOCK_ELEMENTS = 1 << 22
+"""On a GPU, larger blocks and chunks: kernel launches, not caches, are what costs there."""
 
 
 @dataclass(frozen=True)
@@ -107,9 +112,14 @@ def prepare(spec: CellSpec) -> PreparedCell:
     theta = task.initial_logits().to(device=device, dtype=dtype)
     problem = Problem(task=task, theta=theta, exact_grad=grad.to(device), exact_value=value)
     P = task.D * task.K
-    block = block_size_for(P)
-    chunk = spec.chunk_size or max(block, CHUNK_ELEMENTS // P)
-    return PreparedCell(spec, task, estimator, problem, block, max(1, math.ceil(chunk / block)))
+    if device.type == "cuda":
+        block = block_size_for(P, target_elements=CUDA_BLOCK_ELEMENTS, cap=1 << 16)
+        default_blocks = CUDA_CHUNK_ELEMENTS // (P * block)
+    else:
+        block = block_size_for(P)
+        default_blocks = CHUNK_ELEMENTS // (P * block)
+    chunk_blocks = math.ceil(spec.chunk_size / block) if spec.chunk_size else default_blocks
+    return PreparedCell(spec, task, estimator, problem, block, max(1, chunk_blocks))
 
 
 def _synchronize(device: torch.device) -> None:
@@ -148,10 +158,10 @@ def run_cell(
             raise GradbenchError(
                 f"estimator {estimator.name!r} returned shape {tuple(estimates.shape)}, expected {(rng.n, D, K)}"
             )
-        deviations = estimates.reshape(rng.n, -1).to(torch.float64) - exact_flat  # n_chunk x P
+        flat = estimates.reshape(rng.n, D * K)  # n_chunk x P, the estimator's dtype (a view when contiguous)
         start = 0
         for b, size in zip(range(first, last), sizes, strict=True):
-            moments.update(deviations[start : start + size], b * block)
+            moments.update(flat[start : start + size], b * block, offset=exact_flat)  # float64 moments of g − g*
             start += size
         if on_progress is not None:
             on_progress(rng.n)

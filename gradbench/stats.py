@@ -27,6 +27,8 @@ class GroupedMoments:
         self.count = torch.zeros(groups, dtype=torch.float64, device=device)  # G
         self.mean = torch.zeros(groups, n_params, dtype=torch.float64, device=device)  # G x P
         self.m2 = torch.zeros(groups, n_params, dtype=torch.float64, device=device)  # G x P
+        self._common_count: float | None = 0.0  # every group's count while they are all equal (a fast path)
+        self._work: torch.Tensor | None = None  # float64 scratch space for a block, reused (no page faults)
 
     def _merge(self, count: torch.Tensor, mean: torch.Tensor, m2: torch.Tensor) -> None:
         """Chan's update with per-group (count G, mean G x P, M2 G x P); groups with count 0 are untouched."""
@@ -36,9 +38,28 @@ class GroupedMoments:
         self.mean += delta * weight
         self.m2 += m2 + delta.square() * (self.count[:, None] * weight)
         self.count = total
+        self._common_count = None
 
-    def update(self, x: torch.Tensor, start: int) -> None:
-        """Add the rows of x (L x P, float64) holding estimates start .. start + L − 1."""
+    def _merge_equal(self, count: float, mean: torch.Tensor, m2: torch.Tensor) -> None:
+        """Chan's update when every group has the same count before and after (both blocks: ``count`` rows per
+        group); ``mean`` and ``m2`` (G x P) are consumed."""
+        old = self._common_count
+        weight = count / (old + count)
+        delta = mean.sub_(self.mean)  # G x P
+        self.mean.add_(delta, alpha=weight)
+        self.m2.add_(m2).add_(delta.square_(), alpha=old * weight)
+        self.count.add_(count)
+        self._common_count = old + count
+
+    def update(self, x: torch.Tensor, start: int, offset: torch.Tensor | None = None) -> None:
+        """Add the rows of x (L x P, any float dtype) holding estimates start .. start + L − 1.
+
+        The moments are those of x − ``offset`` (P, float64; default 0), e.g. of the deviations g_i − g* when x
+        holds the estimates and ``offset`` is g*. Within a block, group g's m rows are shifted by the group's first
+        row s and summed in float64: S1 = Σ (x − s), S2 = Σ (x − s)², mean = s − offset + S1/m,
+        M2 = S2 − S1²/m. The shift makes the cancellation in M2 harmless (s is a draw, so S2 is at most a few times
+        M2) and gives exactly zero for a constant component.
+        """
         G = self.groups
         L = x.shape[0]
         if L == 0:
@@ -47,19 +68,32 @@ class GroupedMoments:
             raise ValueError("blocks must start at a multiple of the group count")
         full = (L // G) * G
         if full:
-            rows = x[:full].view(full // G, G, -1)  # L/G x G x P ; row r of the block is in group r mod G
-            shift = rows[0]  # G x P
-            shifted = rows - shift
-            mean = shifted.mean(0)  # G x P
-            m2 = (shifted - mean).square_().sum(0)  # G x P
-            count = torch.full((G,), float(full // G), dtype=torch.float64, device=x.device)
-            self._merge(count, mean + shift, m2)
+            m = full // G
+            if self._work is None or self._work.numel() < x[:full].numel() or self._work.device != x.device:
+                self._work = torch.empty(x[:full].numel(), dtype=torch.float64, device=x.device)
+            shifted = self._work[: x[:full].numel()].view(m, G, -1)  # m x G x P, row r of the block in group r mod G
+            shifted.copy_(x[:full].reshape(m, G, -1))
+            shift = shifted[0].clone()  # G x P
+            shifted -= shift
+            s1 = shifted.sum(0)  # G x P
+            s2 = shifted.square_().sum(0)  # G x P
+            mean = s1.div_(m)  # G x P, mean of x − s
+            m2 = s2.addcmul_(mean, mean, value=-float(m)).clamp_(min=0.0)  # S2 − S1²/m
+            if offset is not None:
+                shift -= offset
+            mean += shift
+            if self._common_count is not None:
+                self._merge_equal(float(m), mean, m2)
+            else:
+                self._merge(torch.full((G,), float(m), dtype=torch.float64, device=x.device), mean, m2)
         if full < L:  # a short last block: the leftover rows go one by one to groups 0 .. L − full − 1
             rest = L - full
             count = torch.zeros(G, dtype=torch.float64, device=x.device)
             count[:rest] = 1.0
             mean = torch.zeros_like(self.mean)
-            mean[:rest] = x[full:]
+            mean[:rest] = x[full:].reshape(rest, -1).to(torch.float64)
+            if offset is not None:
+                mean[:rest] -= offset
             self._merge(count, mean, torch.zeros_like(self.m2))
 
     def pooled(self) -> tuple[float, torch.Tensor, torch.Tensor]:

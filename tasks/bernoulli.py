@@ -39,6 +39,11 @@ class Bernoulli(Task):
         b = z[..., 1]  # ... x D
         return (b - self.config["target"]).square().mean(-1)
 
+    def f_grad(self, z: torch.Tensor) -> torch.Tensor:
+        g = torch.zeros_like(z)  # ∂f/∂z_d0 = 0
+        g[..., 1] = (z[..., 1] - self.config["target"]) * (2.0 / self.D)  # ∂f/∂z_d1 = 2 (b_d − t) / D
+        return g
+
     def separable_values(self) -> torch.Tensor:
         t = self.config["target"]
         h = torch.tensor([t**2, (1 - t) ** 2], dtype=torch.float64) / self.D  # f_d(b = 0), f_d(b = 1)

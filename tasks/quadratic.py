@@ -31,12 +31,16 @@ class Quadratic(Task):
         d = torch.arange(self.D, dtype=torch.float64)[:, None]
         k = torch.arange(self.K, dtype=torch.float64)[None, :]
         self.target = (1 + torch.cos(3 * d + k)) / 2  # D x K
+        self._minus_two_target = -2.0 * self.target  # D x K, for f_grad
 
     def initial_logits(self) -> torch.Tensor:
         return wavy_logits(self.D, self.K)
 
     def f(self, z: torch.Tensor) -> torch.Tensor:
         return (z - self.target.to(z)).square().sum((-1, -2))
+
+    def f_grad(self, z: torch.Tensor) -> torch.Tensor:
+        return torch.add(self._minus_two_target.to(z), z, alpha=2.0)  # ∂f/∂z_dk = 2 (z_dk − c_dk), one pass
 
     def separable_values(self) -> torch.Tensor:
         c = self.target

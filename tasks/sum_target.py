@@ -36,3 +36,9 @@ class SumTarget(Task):
         values = torch.arange(self.K, dtype=z.dtype, device=z.device) / (self.K - 1)  # K
         s = (z * values).sum(-1).mean(-1)  # ...
         return (s - self.config["target"]).square()
+
+    def f_grad(self, z: torch.Tensor) -> torch.Tensor:
+        values = torch.arange(self.K, dtype=z.dtype, device=z.device) / (self.K - 1)  # K
+        s = (z * values).sum(-1).mean(-1)  # ...
+        coef = (s - self.config["target"]) * (2.0 / self.D)  # ...
+        return (coef[..., None, None] * values).expand_as(z)  # ∂f/∂z_dk = 2 (s − t) v_k / D

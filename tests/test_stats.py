@@ -82,3 +82,52 @@ def test_state_does_not_grow_with_the_number_of_estimates():
     for start in range(0, 64 * 100, 64):
         moments.update(torch.randn(64, 10, dtype=torch.float64), start)
     assert [t.numel() for t in (moments.count, moments.mean, moments.m2)] == sizes
+
+
+def reference_moments(x64: np.ndarray, exact: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Textbook two-pass mean and M2 of the deviations, in float64 (numpy), per component."""
+    dev = x64 - exact
+    mean = dev.mean(0)
+    return mean, ((dev - mean) ** 2).sum(0)
+
+
+@pytest.mark.parametrize("case", ["large-mean-small-variance", "heavy-tailed", "constant-and-tiny"])
+def test_float32_estimates_are_accumulated_to_float64_accuracy(case):
+    # The runner hands GroupedMoments the float32 estimates and g* (offset); the result must match the float64
+    # two-pass formulas on the same float32 numbers to ~1e-12, i.e. no float32 accumulation anywhere.
+    rng = np.random.default_rng(3)
+    n, P = 4096 + 37, 5
+    exact = rng.normal(size=P) * 1e4
+    if case == "large-mean-small-variance":
+        x = exact + 1e-3 * exact + rng.normal(size=(n, P)) * 1e-2  # mean 1e4, sd 1e-2: 6 digits below the mean
+    elif case == "heavy-tailed":
+        x = exact + rng.standard_cauchy(size=(n, P)) * 1e2
+        x[0] += 1e7  # the first row of block 0, group 0, is the shift: an extreme outlier
+    else:
+        x = np.tile(exact, (n, 1)) + np.array([0, 0, 0, 1e-3, 1e3]) * (rng.random((n, 1)) < 0.5)
+    x32 = torch.from_numpy(x).float()
+    x64 = x32.double().numpy()
+    moments = GroupedMoments(P)
+    exact_t = torch.from_numpy(exact)
+    for start in range(0, n, 1024):
+        moments.update(x32[start : start + 1024], start, offset=exact_t)
+    count, mean, m2 = moments.pooled()
+    ref_mean, ref_m2 = reference_moments(x64, exact)
+    assert count == n
+    np.testing.assert_allclose(mean.numpy(), ref_mean, rtol=1e-12, atol=1e-12 * np.abs(x64 - exact).max())
+    np.testing.assert_allclose(m2.numpy(), ref_m2, rtol=1e-11, atol=0)
+    if case == "constant-and-tiny":
+        assert (m2[:3] == 0).all() and m2[3] > 0  # exactly zero for constant components
+
+
+def test_equal_count_fast_merge_matches_the_general_merge():
+    rng = np.random.default_rng(4)
+    x = torch.from_numpy(rng.normal(size=(2048, 7)) * 3 + 1)
+    fast, general = GroupedMoments(7), GroupedMoments(7)
+    general._common_count = None  # force the per-group tensor update
+    for start in range(0, 2048, 256):
+        fast.update(x[start : start + 256], start)
+        general.update(x[start : start + 256], start)
+    assert fast._common_count == 2048 / 16 and general._common_count is None
+    for a, b in ((fast.count, general.count), (fast.mean, general.mean), (fast.m2, general.m2)):
+        torch.testing.assert_close(a, b, rtol=1e-13, atol=1e-13)

@@ -1,0 +1,121 @@
+"""The throughput benchmark: what it reports is self-consistent, memory does not grow with n, bad input is refused.
+
+No timing thresholds here (speed figures belong in benchmarks/throughput.py's output), only structure and sanity.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+
+import pytest
+import torch
+from typer.testing import CliRunner
+
+from gradbench.bench import COLUMNS, BenchConfig, peak_memory, run_benchmark
+from gradbench.cli import app
+from gradbench.runner import CellSpec
+from tests.test_cli import assert_one_line_error
+
+QUICK = {"samples": 4096, "repeats": 2, "naive_seconds": 0.02, "stock_samples": 2048, "memory_samples": None}
+
+
+def test_every_builtin_estimator_is_measured_or_skipped_with_a_reason():
+    from gradbench.bench import select_estimators
+    from gradbench.registry import all_estimators
+
+    chosen, notes = select_estimators(BenchConfig(**QUICK))
+    skipped = {note.split(":")[0] for note in notes}
+    assert set(chosen) | skipped == set(all_estimators())
+    assert skipped == {n for n, c in all_estimators().items() if c.binary_only}  # quadratic has K = 10
+
+
+def test_report_is_consistent_for_every_builtin_estimator():
+    names = ("exact", "gumbel", "reinforce", "st-gumbel", "reinmax")
+    rows, notes = run_benchmark(BenchConfig(**QUICK, estimators=names))
+    assert notes == []
+    assert [r["estimator"] for r in rows] == list(names)
+    assert rows[-1]["tau"] == 1.0  # ReinMax's τ range starts at 1
+    for row in rows:
+        assert list(row) == list(COLUMNS)
+        assert (row["task"], row["D"], row["K"], row["dtype"], row["threads"]) == ("quadratic", 20, 10, "float32", 1)
+        for key in ("ours_per_sec", "ours_estimate_per_sec", "naive_per_sec", "limit_per_sec"):
+            assert math.isfinite(row[key]) and row[key] > 0, key
+        assert row["ours_estimate_per_sec"] > row["ours_per_sec"]  # the cell's time includes the estimates' time
+    by_name = {r["estimator"]: r for r in rows}
+    assert by_name["exact"]["naive_kind"] == "gradbench estimator with n = 1 per draw"
+    assert math.isnan(by_name["exact"]["stock_per_sec"]) and by_name["exact"]["stock_kind"] == ""
+    assert by_name["exact"]["tau"] == "" and by_name["gumbel"]["tau"] == 0.5
+    assert "gumbel_softmax" in by_name["gumbel"]["naive_kind"]
+    assert "hard=True" in by_name["st-gumbel"]["stock_kind"]
+    assert "Categorical" in by_name["reinforce"]["stock_kind"]
+    for row in rows[1:4]:
+        assert math.isfinite(row["stock_per_sec"]) and row["stock_per_sec"] > 0
+
+
+def test_task_options_give_another_problem_of_the_same_kind():
+    config = BenchConfig(**QUICK, estimators=("reinforce",), task_params={"dim": 100, "categories": 2})
+    (row,), _ = run_benchmark(config)
+    assert (row["task"], row["D"], row["K"]) == ("quadratic", 100, 2)
+
+
+def test_one_repeat_ratios_are_the_ratios_of_the_rates():
+    (row,), _ = run_benchmark(BenchConfig(**{**QUICK, "repeats": 1}, estimators=("gumbel",)))
+    assert row["ours_vs_naive"] == pytest.approx(row["ours_per_sec"] / row["naive_per_sec"], rel=1e-12)
+    assert row["ours_vs_stock"] == pytest.approx(row["ours_per_sec"] / row["stock_per_sec"], rel=1e-12)
+    assert row["ours_vs_limit"] == pytest.approx(row["ours_per_sec"] / row["limit_per_sec"], rel=1e-12)
+
+
+def test_peak_memory_does_not_grow_with_the_number_of_estimates():
+    # Keeping the estimates would cost 200 x 4 bytes each: 144 MiB more for the larger run.
+    spec = CellSpec(task="quadratic", estimator="reinforce", n_samples=20_000)
+    small, kind = peak_memory(spec, threads=1, plugins=())
+    large, _ = peak_memory(CellSpec(task="quadratic", estimator="reinforce", n_samples=200_000), 1, ())
+    assert kind == "process max RSS"
+    assert small > 50 and large - small < 24, (small, large)
+
+
+def test_cli_writes_csv_and_markdown(tmp_path):
+    out = tmp_path / "t.csv"
+    result = CliRunner(env={"COLUMNS": "200"}).invoke(
+        app,
+        ["bench", "-e", "reinforce", "-e", "exact", "-n", "4096", "--repeats", "1", "--naive-seconds", "0.02"]
+        + ["--no-memory", "--markdown", "--out", str(out)],
+    )
+    assert result.exit_code == 0, result.output
+    rows = list(csv.DictReader(out.open()))
+    assert [r["estimator"] for r in rows] == ["reinforce", "exact"]
+    assert list(rows[0]) == list(COLUMNS)
+    assert "| `reinforce` |" in result.stdout and "ours / limit" in result.stdout
+    assert "1 torch thread(s)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("args", "fragments"),
+    [
+        (["-n", "1"], ["--samples must be at least 2"]),
+        (["--repeats", "0"], ["--repeats must be at least 1"]),
+        (["--tau", "0"], ["--tau must be a finite number > 0"]),
+        (["-e", "nope"], ["unknown estimator 'nope'"]),
+        (["--memory-samples", "lots"], ["--memory-samples 'lots'"]),
+        (["--memory-samples", "1,100"], ["--memory-samples must be at least 2"]),
+        (["--naive-seconds", "0"], ["--naive-seconds must be"]),
+        (["--dtype", "float16"], ["unknown dtype"]),
+        (["--task-opt", "categories=1"], ["categories must be ≥ 2"]),
+        (["--task-opt", "colour=red"], ["unknown option 'colour'"]),
+    ],
+)
+def test_bad_input_is_one_line(args, fragments, tmp_path):
+    result = CliRunner().invoke(app, ["bench", *args, "--out", str(tmp_path / "t.csv")])
+    assert_one_line_error(result, *fragments)
+    assert not (tmp_path / "t.csv").exists()
+
+
+def test_out_must_not_be_a_directory(tmp_path):
+    assert_one_line_error(CliRunner().invoke(app, ["bench", "--out", str(tmp_path)]), "is a directory")
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="a GPU is present")
+def test_cuda_without_gpu_is_refused(tmp_path):
+    result = CliRunner().invoke(app, ["bench", "--device", "cuda", "--out", str(tmp_path / "t.csv")])
+    assert_one_line_error(result, "no CUDA GPU")
