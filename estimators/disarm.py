@@ -25,7 +25,7 @@ class DisArm(Estimator):
     """
 
     name = "disarm"
-    summary = "ARM with u integrated out: ½(f(b) − f(b̃))(−1)^b̃ 1[b≠b̃] σ(|α|); unbiased, binary only"
+    summary = "ARM with u integrated out: ½(f(b) − f(b̃))(−1)^b̃ σ(|α|) where b ≠ b̃; unbiased, binary only"
     family = "binary"
     reference = "Dong, Mnih & Tucker 2020"
     unbiased = True

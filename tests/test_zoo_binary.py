@@ -110,7 +110,8 @@ class ArmWrongThreshold(Estimator):
     """Broken on purpose: ARM with b̃ = 1[u < σ(−α)] (marginally Bernoulli(1 − σ(α))) in place of 1[u > σ(−α)].
 
     Two plausible slips that are NOT bugs, found while choosing this one: u in place of u − ½ (½(f(b̃) − f(b)) has
-    mean zero, b and b̃ having the same marginal), and b̃ = 1[u > σ(α)] = 1 − b (for one variable its mean is Δ σ(1 − σ) too)."""
+    mean zero, b and b̃ having the same marginal), and b̃ = 1[u > σ(α)] = 1 − b (for one variable its mean is
+    Δ σ(1 − σ) too)."""
 
     name = "broken-arm-threshold"
     summary = family = "test"
