@@ -165,7 +165,7 @@ def run_cell(
             start += size
         if on_progress is not None:
             on_progress(rng.n)
-    metrics = compute_metrics(moments, exact_flat, torch.finfo(problem.theta.dtype).eps)
+    metrics = compute_metrics(moments, exact_flat, torch.finfo(problem.theta.dtype).eps, abs(problem.exact_value))
     if math.isnan(metrics.variance):
         raise GradbenchError(f"estimator {estimator.name!r} produced NaN estimates on task {cell.task.describe()}")
     if details is not None:

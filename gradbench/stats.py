@@ -133,16 +133,21 @@ def _norm_sf2(z: torch.Tensor) -> torch.Tensor:
 
 
 def rounding_tolerance(
-    exact: torch.Tensor, mean_dev: torch.Tensor, m2: torch.Tensor, n: float, eps: float
+    exact: torch.Tensor, mean_dev: torch.Tensor, m2: torch.Tensor, n: float, eps: float, value_scale: float = 0.0
 ) -> torch.Tensor:
-    """Differences no larger than this are arithmetic, not bias: 16 · eps(dtype) · max(|g*_j|, rms_j)."""
+    """Differences no larger than this are arithmetic, not bias: 16 · eps(dtype) · max(|g*_j|, rms_j, |E f|).
+
+    ``value_scale`` = |E f| accounts for the rounding of f's own values: an estimate built from differences of f
+    values (antithetic pairs, baselines) carries errors of size eps·|f| even when the gradient is much smaller
+    (the Bernoulli toy: f ≈ 0.25, g* = 5·10⁻⁴), and so does g* itself."""
     rms = (exact + mean_dev).square().add(m2 / n).sqrt()
-    return 16.0 * eps * torch.maximum(exact.abs(), rms)
+    return 16.0 * eps * torch.maximum(exact.abs(), rms).clamp(min=value_scale)
 
 
-def compute_metrics(moments: GroupedMoments, exact: torch.Tensor, eps: float) -> Metrics:
+def compute_metrics(moments: GroupedMoments, exact: torch.Tensor, eps: float, value_scale: float = 0.0) -> Metrics:
     """The metrics of DESIGN.md §4 from the streamed moments; ``exact`` is g* flattened (P, float64);
-    ``eps`` the machine epsilon of the dtype the estimates were computed in."""
+    ``eps`` the machine epsilon of the dtype the estimates were computed in; ``value_scale`` |E f| (see
+    :func:`rounding_tolerance`)."""
     n, mean_dev, m2 = moments.pooled()  # mean_dev = ĝ − g*
     exact = exact.to(mean_dev)
     P = exact.numel()
@@ -152,7 +157,7 @@ def compute_metrics(moments: GroupedMoments, exact: torch.Tensor, eps: float) ->
     g_hat = exact + mean_dev
 
     # Holm/Bonferroni-combined two-sided z-tests; |difference| within the rounding tolerance counts as zero.
-    excess = (mean_dev.abs() - rounding_tolerance(exact, mean_dev, m2, n, eps)).clamp(min=0)  # P
+    excess = (mean_dev.abs() - rounding_tolerance(exact, mean_dev, m2, n, eps, value_scale)).clamp(min=0)  # P
     se = (s2 / n).sqrt()
     z = torch.where(se > 0, excess / se.clamp(min=1e-300), torch.where(excess > 0, math.inf, 0.0))
     pvalue = min(1.0, P * float(_norm_sf2(z).min()))

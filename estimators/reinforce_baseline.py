@@ -1,0 +1,75 @@
+"""REINFORCE with a running-mean baseline carried from draw to draw (a stateful estimator)."""
+
+from __future__ import annotations
+
+import torch
+
+from gradbench.core import Estimator, Problem
+from gradbench.errors import GradbenchError
+from gradbench.estimators.reinforce import one_hot
+from gradbench.registry import register_estimator
+from gradbench.rng import BlockRng
+
+
+@register_estimator
+class ReinforceBaseline(Estimator):
+    """REINFORCE with the running mean of all earlier draws' f values as baseline:
+
+        g_i = (f(z_i) − b_i) (onehot(z_i) − p),   b_i = (1/i) Σ_{j<i} f(z_j)   (b_0 = 0),
+
+    i counting the estimates of the cell in order. Unbiased: b_i is a function of the past draws only, which are
+    independent of z_i, so E[b_i (onehot(z_i) − p)] = E[b_i] · E[onehot(z_i) − p] = 0. The estimates are not
+    independent of each other, but g_i − g* has mean zero given the past (a martingale difference sequence), so
+    they are uncorrelated and the z-test on their mean remains valid. Compare ``reinforce-batch-baseline``, whose
+    baseline includes the draw itself and which is biased.
+
+    State: the running sum and count (float64) are carried between calls and updated block by block (an exclusive
+    cumulative sum within each block, then the block's total), so the numbers are bit-identical whatever the chunk
+    size; a call starting at block 0 starts a fresh cell, and calls must otherwise come in block order.
+    Williams (1992), "Simple statistical gradient-following algorithms for connectionist reinforcement
+    learning", Machine Learning 8 (reinforcement baselines); Sutton & Barto (2018), §13.4.
+    """
+
+    name = "reinforce-baseline"
+    summary = "REINFORCE minus the running mean of earlier draws' f; unbiased, stateful"
+    family = "score-function"
+    reference = "Williams 1992"
+    unbiased = True
+
+    def __init__(self, **hparams) -> None:
+        super().__init__(**hparams)
+        self._reset()
+
+    def _reset(self) -> None:
+        self._sum = 0.0  # Σ f over all earlier draws of the cell (float64)
+        self._count = 0
+        self._next_block = 0
+
+    def setup(self, problem: Problem, seed: int) -> None:
+        self._reset()
+
+    def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
+        if rng.first_block == 0:
+            self._reset()
+        elif rng.first_block != self._next_block:
+            raise GradbenchError(
+                f"estimator {self.name!r} carries a running mean between calls: chunks must come in block order "
+                f"(expected block {self._next_block}, got {rng.first_block})"
+            )
+        p = problem.probs  # D x K
+        z = one_hot(rng.categorical(p), p.shape[-1], p.dtype)  # n x D x K
+        f = problem.task.f(z)  # n
+        f64 = f.to(torch.float64)
+        baseline = torch.empty_like(f64)  # n
+        start = 0
+        for size in rng.sizes:  # a few blocks per call; within a block everything is vectorized
+            block = f64[start : start + size]
+            running = block.cumsum(0)  # sequential: the same numbers wherever the block sits in the chunk
+            before = torch.cat((block.new_zeros(1), running[:-1]))  # exclusive cumulative sum
+            count = self._count + torch.arange(size, dtype=torch.float64, device=f.device)
+            baseline[start : start + size] = (self._sum + before) / count.clamp(min=1)
+            self._sum += float(running[-1])
+            self._count += size
+            start += size
+        self._next_block = rng.first_block + len(rng.sizes)
+        return (f - baseline.to(f.dtype))[:, None, None] * (z - p)  # n x D x K
