@@ -67,6 +67,11 @@ class GumbelRao(Estimator):
         Param("k", int, 10, "conditional Gumbel draws averaged per estimate", low=1, high=10_000),
     )
 
+    @property
+    def relative_cost(self) -> float:
+        """k conditional perturbations, each about as costly as a Gumbel-Softmax draw."""
+        return float(self.config["k"])
+
     def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
         tau, k = self.config["tau"], self.config["k"]
         theta = problem.theta  # D x K

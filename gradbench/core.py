@@ -217,6 +217,13 @@ class Estimator:
         """Evaluations of f (draws of z) that one estimate costs."""
         return 1
 
+    @property
+    def relative_cost(self) -> float:
+        """Work of one estimate in units of one single-draw relaxed estimate (Gumbel-Softmax): a hint for sizing
+        cells (``gradbench sweep --samples auto``). Defaults to ``draws_per_estimate``; estimators whose cost is not
+        in f evaluations (e.g. k conditional draws per estimate) override it."""
+        return float(self.draws_per_estimate)
+
     def incompatibility(self, task: Task) -> str | None:
         """Why this estimator cannot run on ``task``, or None when it can."""
         if self.needs_relaxation and not task.relaxable:

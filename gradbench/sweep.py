@@ -8,9 +8,10 @@ Grid. The grid is tasks × estimators × temperatures × seeds, expanded in that
   with its reason, reported in the summary; it is not an error;
 - ``--task-opt``/``--est-opt`` apply to every selected task/estimator that declares that option; other
   hyper-parameters take their defaults;
-- ``--samples auto`` picks, per (task, estimator), the largest power of two n with n · D · K · draws ≤
-  :data:`AUTO_BUDGET`, clamped to [:data:`AUTO_MIN`, :data:`AUTO_MAX`]: a cell's cost stays about constant whatever
-  the task's size, so the default grid's time is bounded by its number of cells.
+- ``--samples auto`` picks, per (task, estimator), the largest power of two n with n · D · K · c ≤
+  :data:`AUTO_BUDGET` (c = ``Estimator.relative_cost``), clamped to [:data:`AUTO_MIN`, :data:`AUTO_MAX`]: a
+  cell's cost stays about constant whatever the task's size, so the default grid's time is bounded by its number
+  of cells.
 
 Execution. Cells run in the main process (``workers=1``) or in ``workers`` spawned processes, each with ``threads``
 torch threads. Every finished cell is appended to the CSV at once (one ``write`` of a whole line, then fsync; see
@@ -57,7 +58,7 @@ TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp")
 DEFAULT_TAUS = "0.05:5:11"
 DEFAULT_SEEDS = "3"
 AUTO_BUDGET = 1 << 18
-"""``--samples auto``: gradient entries × f-evaluations per cell (n · D · K · draws_per_estimate)."""
+"""``--samples auto``: gradient entries × relative cost per cell (n · D · K · Estimator.relative_cost)."""
 AUTO_MIN, AUTO_MAX = 1 << 10, 1 << 16
 
 CellKey = tuple[str, ...]
@@ -167,8 +168,8 @@ def parse_samples(text: str) -> int | None:
 
 
 def auto_samples(task: Task, estimator: Estimator) -> int:
-    """Largest power of two n with n · D · K · draws ≤ AUTO_BUDGET, within [AUTO_MIN, AUTO_MAX]."""
-    cost = task.D * task.K * max(1, estimator.draws_per_estimate)
+    """Largest power of two n with n · D · K · relative cost ≤ AUTO_BUDGET, within [AUTO_MIN, AUTO_MAX]."""
+    cost = max(1, round(task.D * task.K * max(1.0, estimator.relative_cost)))
     n = 1 << max(0, (AUTO_BUDGET // cost).bit_length() - 1)
     return min(AUTO_MAX, max(AUTO_MIN, n))
 
@@ -305,7 +306,7 @@ def expand_grid(
                 label = f"{est_cls.name}{'' if tau is None else f' τ={tau:g}'} on {task.name}"
                 first = CellSpec(task_cls.name, est_cls.name, task_params, params, seeds[0], n, device, dtype)
                 device_text = str(prepare(first).problem.theta.device)
-                cost = n * task.D * task.K * max(1, estimator.draws_per_estimate) + 20_000  # + per-cell overhead
+                cost = n * task.D * task.K * max(1.0, estimator.relative_cost) + 20_000  # + per-cell overhead
                 for seed in seeds:
                     spec = CellSpec(task_cls.name, est_cls.name, task_params, params, seed, n, device, dtype)
                     key = (
