@@ -148,7 +148,7 @@ def figure_lines(agg: pd.DataFrame) -> list[Line]:
             label += f" n={k.n_samples:,}"
         reference = tuple(k) in reference_keys
         if reference:
-            label += ": zero variance and no bias, not drawn on log axes"
+            label += ": zero variance, no bias (not on log axes)"
         else:
             if not has_tau:
                 label += " · no τ (dashed)"
@@ -202,7 +202,7 @@ def build_figure(key: dict, agg: pd.DataFrame, rows: pd.DataFrame, metrics: list
         style = "none" if line.reference else line.linestyle
         handles.append(Line2D([], [], color=line.colour, marker=line.marker, linestyle=style, label=line.label))
     if "bias" in metrics:
-        floor = "dotted, same colour: noise floor √(variance/n); bias near it is noise"
+        floor = "dotted: noise floor √(variance/n) (bias near it is noise)"
         handles.append(Line2D([], [], color="0.35", linestyle=":", label=floor))
         hollow = "hollow marker (bias): no bias detected (95%)"
         handles.append(
@@ -210,9 +210,12 @@ def build_figure(key: dict, agg: pd.DataFrame, rows: pd.DataFrame, metrics: list
         )
     if agg["n_seeds"].max() > 1:
         handles.append(Patch(color="0.6", alpha=0.3, label="band: 95% interval of the mean over seeds"))
-    ncol = min(4, len(handles))
+    width = 4.3 * len(metrics) + 0.6  # inches
+    # Legend columns that fit the width: about 0.068 in per character at 8.5 pt, plus the handle and the gap.
+    column = 0.068 * max(len(h.get_label()) for h in handles) + 0.75
+    ncol = max(1, min(4, len(handles), int(width // column)))
     legend_rows = math.ceil(len(handles) / ncol)
-    fig = Figure(figsize=(4.3 * len(metrics) + 0.6, 4.4 + 0.2 * legend_rows), layout="constrained")
+    fig = Figure(figsize=(width, 4.4 + 0.2 * legend_rows), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics, strict=True):
         _panel(ax, metric, agg, lines, x_lo, x_hi)

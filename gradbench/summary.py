@@ -15,9 +15,9 @@ import math
 import pandas as pd
 from rich.table import Table
 
-from gradbench.aggregate import FIGURE_KEYS, LINE_KEYS, references
+from gradbench.aggregate import FIGURE_KEYS, GROUND_TRUTH, LINE_KEYS, references
 
-COLUMNS = [*FIGURE_KEYS, "tau", "best", "best_mse", "runner_up", "runner_up_mse", "margin", "clear"]
+COLUMNS = [*FIGURE_KEYS, "tau", "best", "best_mse", "runner_up", "runner_up_mse", "margin", "clear", "zero_mse"]
 
 
 def _label(row, multiple_n: bool) -> str:
@@ -30,7 +30,9 @@ def best_by_tau(agg: pd.DataFrame) -> pd.DataFrame:
     out = []
     for key, whole in agg.groupby(FIGURE_KEYS, sort=True):
         fig = whole[whole.metric == "mse"]
-        exclude = references(whole)
+        exclude = {key for key in references(whole) if key[0] in GROUND_TRUTH}
+        norms = whole[whole.metric == "grad_norm"]["mean"]
+        zero_mse = float(norms.iloc[0]) ** 2 if len(norms) else math.nan  # MSE of always answering 0: ‖g*‖²
         contenders = fig[[tuple(r) not in exclude for r in fig[LINE_KEYS].itertuples(index=False)]]
         multiple_n = contenders.groupby("estimator")["n_samples"].nunique().max() > 1 if len(contenders) else False
         flat = contenders[contenders["tau"].isna()]
@@ -55,6 +57,7 @@ def best_by_tau(agg: pd.DataFrame) -> pd.DataFrame:
                     float(runner["mean"]) if runner is not None else math.nan,
                     margin,
                     clear,
+                    zero_mse,
                 )
             )
     return pd.DataFrame(out, columns=COLUMNS)
@@ -78,8 +81,8 @@ HEADERS = ("τ", "lowest MSE", "MSE", "runner-up", "its MSE", "margin")
 RIGHT = {"τ", "MSE", "its MSE", "margin"}
 NOTE = (
     "MSE: mean over seeds. margin: runner-up MSE / best MSE; (overlap): the two 95% bands overlap, so the "
-    "win is not clear. Estimators without τ compete at every τ; references (exact: zero variance, no bias) are "
-    "left out."
+    "win is not clear. Estimators without τ compete at every τ; the ground truth (exact) is left out. "
+    "‖g*‖² beside each task is the MSE of a zero gradient: an MSE near it means the estimate carries no signal."
 )
 
 
@@ -87,7 +90,7 @@ def _sections(best: pd.DataFrame):
     """(title, rows of cell texts) per figure."""
     for _, group in best.groupby(FIGURE_KEYS, sort=True):
         first = group.iloc[0]
-        title = _task(first)
+        title = _task(first) + f" · ‖g*‖² = {_g(first.zero_mse)}"
         if len(best[FIGURE_KEYS].drop_duplicates()) > len(best["task"].drop_duplicates()):
             title += f" · {first.dtype} on {first.device}"
         rows = []

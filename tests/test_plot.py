@@ -253,6 +253,19 @@ def test_a_biased_zero_variance_estimator_is_drawn_and_competes(sweep_csv, tmp_p
     assert (best["best"] == "constant").all() and not (best["runner_up"] == "exact").any()
 
 
+def test_an_unbiased_zero_variance_estimator_other_than_exact_competes_and_wins(sweep_csv, tmp_path):
+    """DisARM on the one-variable toy is exact on every draw: kept off the log axes, but it wins the summary."""
+    lines = sweep_csv.read_text().splitlines(keepends=True)
+    twin = [line.replace("exact,", "exact-twin,", 1) for line in lines if ",exact," in line]
+    agg = aggregate(load_results(_write(tmp_path / "t.csv", "".join(lines) + "".join(twin))))
+    best = best_by_tau(agg)
+    assert (best["best"] == "exact-twin").all() and not (best["runner_up"] == "exact").any()
+    norms = agg[(agg.metric == "grad_norm") & (agg.task == "sum-target")]["mean"]
+    zero = list(best[best.task == "sum-target"]["zero_mse"])
+    assert zero and zero == pytest.approx([float(norms.iloc[0]) ** 2] * len(zero))
+    assert "‖g*‖² = " in summary_markdown(best, "t.csv")
+
+
 def test_summary_of_a_real_sweep_names_a_winner_at_every_tau(sweep_csv):
     best = best_by_tau(aggregate(load_results(sweep_csv)))
     assert len(best) == 2 * 3
