@@ -140,7 +140,7 @@ class UnorderedSet(Estimator):
         if reason is None and task.n_configurations < self.config["m"]:
             return (
                 f"estimator {self.name!r} samples m = {self.config['m']} distinct configurations without replacement, "
-                f"and task {task.name!r} has only K^D = {task.n_configurations}"
+                f"and task {task.name!r} has only K^D = {task.n_configurations} (use --est-opt m=N with 2 ≤ N ≤ K^D)"
             )
         return reason
 

@@ -151,3 +151,23 @@ def test_binary_estimators_refuse_categorical_tasks(estimator):
     assert REGISTRY[estimator].binary_only
     with pytest.raises(GradbenchError, match="binary variables only"):
         prepare(CellSpec(task="sum-target", estimator=estimator))
+
+
+def test_exact_match_tolerance_covers_the_rounding_of_f_but_not_more():
+    # Why compute_metrics takes |E f|: on the toy, g* = ±5·10⁻⁴ is a difference of f values ≈ 0.25, so g* and any
+    # estimate built from f differences carry errors ≈ eps·0.25 (float64 here: 10⁻¹⁷, above 16·eps·|g*|).
+    from gradbench.stats import GroupedMoments, compute_metrics
+
+    exact = torch.tensor([-5e-4, 5e-4], dtype=torch.float64)
+    eps = torch.finfo(torch.float64).eps
+
+    def pvalue(offset: float, value_scale: float) -> float:
+        moments = GroupedMoments(2)
+        moments.update(torch.full((64, 2), offset, dtype=torch.float64), 0)  # deviations from g*, zero variance
+        return compute_metrics(moments, exact, eps, value_scale).bias_pvalue
+
+    assert pvalue(1e-17, 0.0) == 0.0  # the old rule: "certain bias"
+    assert pvalue(1e-17, 0.25) == 1.0  # within 16·eps·|E f| = 8.9·10⁻¹⁶
+    assert pvalue(1e-14, 0.25) == 0.0  # a real (if tiny) bias is still certain bias
+    row = run("bernoulli", "disarm", n=1_000, seed=0, dtype="float64")
+    assert row["variance"] == 0.0 and row["bias_pvalue"] == 1.0
