@@ -264,6 +264,9 @@ def test_an_unbiased_zero_variance_estimator_other_than_exact_competes_and_wins(
     zero = list(best[best.task == "sum-target"]["zero_mse"])
     assert zero and zero == pytest.approx([float(norms.iloc[0]) ** 2] * len(zero))
     assert "‖g*‖² = " in summary_markdown(best, "t.csv")
+    assert "exact-twin (≈ zero gradient)" not in summary_markdown(best, "t.csv")
+    best.loc[:, "best_mse"] = best["zero_mse"] * 0.95  # a winner that is barely better than answering 0
+    assert "exact-twin (≈ zero gradient)" in summary_markdown(best, "t.csv")
 
 
 def test_summary_of_a_real_sweep_names_a_winner_at_every_tau(sweep_csv):
