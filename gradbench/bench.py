@@ -626,7 +626,65 @@ def check_out(path: Path) -> None:
         raise GradbenchError(f"--out {path}: not writable")
 
 
-def cli_main(*, memory_samples: str | None, out: Path, markdown: bool, console, **options: Any) -> None:
+def sweep_scaling(
+    workers: tuple[int, ...] = (1, 2),
+    plugins: tuple[str, ...] = (),
+    estimators: str = "all",
+    tasks: str = "all",
+    taus: str | None = None,
+    seeds: str | None = None,
+) -> list[dict[str, Any]]:
+    """Wall time of the default sweep (``gradbench sweep`` with no arguments) for each worker count, in one process.
+
+    Each run writes to its own temporary CSV; the rows must agree (timing columns aside), which is checked here so
+    a faster run is never a run that did less. Returns one dict per worker count: workers, cells, seconds, speed-up.
+    """
+    import tempfile
+
+    from gradbench import sweep as sw
+    from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task
+
+    grid = sw.expand_grid(
+        tasks=sw.parse_names(tasks, "task", all_tasks(), get_task),
+        estimators=sw.parse_names(estimators, "estimator", all_estimators(), get_estimator),
+        taus=sw.parse_taus(taus or sw.DEFAULT_TAUS),
+        seeds=sw.parse_seeds(seeds or sw.DEFAULT_SEEDS),
+    )
+    out, contents = [], []
+    with tempfile.TemporaryDirectory() as folder:
+        for count in workers:
+            path = Path(folder) / f"sweep-{count}.csv"
+            todo, _ = sw.prepare_output(path, grid, resume=False, overwrite=False)
+            outcome = sw.run_sweep(grid, path, todo, workers=count, threads=1, plugins=plugins)
+            if outcome.interrupted or outcome.failed:
+                raise GradbenchError(f"default sweep with {count} workers did not complete")
+            rows = sw.read_rows(path)
+            contents.append([{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows])
+            out.append({"workers": count, "cells": len(rows), "seconds": outcome.seconds})
+    if any(c != contents[0] for c in contents[1:]):
+        raise GradbenchError("the default sweep's rows differ between worker counts")
+    for row in out:
+        row["speedup"] = out[0]["seconds"] / row["seconds"]
+    return out
+
+
+TIMING_COLUMNS = frozenset({"seconds", "estimates_per_sec", "timestamp"})
+
+
+def sweep_scaling_table(rows: list[dict[str, Any]]):
+    from rich.table import Table
+
+    table = Table(title=f"Default sweep wall time ({rows[0]['cells']} cells, 1 torch thread per worker)")
+    for col in ("workers", "seconds", "speed-up vs 1 worker"):
+        table.add_column(col, justify="right")
+    for row in rows:
+        table.add_row(str(row["workers"]), f"{row['seconds']:.1f}", f"×{row['speedup']:.2f}")
+    return table
+
+
+def cli_main(
+    *, memory_samples: str | None, out: Path, markdown: bool, console, scaling: bool = False, **options: Any
+) -> None:
     """What ``gradbench bench`` does: check the inputs, measure, write the CSV, print the table."""
     from rich.console import Console
 
@@ -644,3 +702,6 @@ def cli_main(*, memory_samples: str | None, out: Path, markdown: bool, console, 
         print()
         print(markdown_table(rows))
     console.print(f"[dim]written to[/dim] {out}")
+    if scaling:
+        err.print("[dim]timing the default sweep with 1 and then 2 workers …[/dim]")
+        console.print(sweep_scaling_table(sweep_scaling(plugins=tuple(str(p) for p in config.plugins))))

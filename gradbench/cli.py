@@ -510,6 +510,9 @@ def bench(
     )
     / "throughput.csv",
     markdown: Annotated[bool, typer.Option("--markdown", help="Also print the table as Markdown.")] = False,
+    sweep_scaling: Annotated[
+        bool, typer.Option("--sweep-scaling", help="Also time the default sweep with 1 and 2 workers.")
+    ] = False,
     plugin: PluginOpt = None,
 ) -> None:
     """Throughput: estimates/s of each estimator against a naive loop, stock batched torch and the random-fill limit."""
@@ -531,6 +534,7 @@ def bench(
         naive_seconds=naive_seconds,
         out=out,
         markdown=markdown,
+        scaling=sweep_scaling,
         plugins=tuple(str(p) for p in plugin or ()),
         console=_console(),
     )

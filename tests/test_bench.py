@@ -119,3 +119,13 @@ def test_out_must_not_be_a_directory(tmp_path):
 def test_cuda_without_gpu_is_refused(tmp_path):
     result = CliRunner().invoke(app, ["bench", "--device", "cuda", "--out", str(tmp_path / "t.csv")])
     assert_one_line_error(result, "no CUDA GPU")
+
+
+def test_sweep_scaling_times_the_same_grid_for_each_worker_count():
+    from gradbench.bench import sweep_scaling, sweep_scaling_table
+
+    rows = sweep_scaling(workers=(1, 2), estimators="reinforce,gumbel", tasks="bernoulli", taus="0.5,1", seeds="2")
+    assert [r["workers"] for r in rows] == [1, 2]
+    assert rows[0]["cells"] == rows[1]["cells"] == 2 + 4  # reinforce once per seed, gumbel per τ and seed
+    assert rows[0]["speedup"] == 1.0 and rows[1]["speedup"] == rows[0]["seconds"] / rows[1]["seconds"]
+    assert sweep_scaling_table(rows).row_count == 2
