@@ -19,38 +19,17 @@ import numpy as np
 import pandas as pd
 
 from gradbench.errors import GradbenchError
-from gradbench.results import COLUMNS
+from gradbench.results import COLUMNS, FLOAT_COLUMNS, IDENTITY_COLUMNS, INT_COLUMNS
 
 FIGURE_KEYS = ["task", "task_params", "dtype", "device"]
 """One figure per distinct value of these columns."""
 LINE_KEYS = ["estimator", "estimator_params", "n_samples"]
 """One line per distinct value of these columns within a figure."""
-IDENTITY = ["task", "task_params", "estimator", "estimator_params", "tau", "seed", "n_samples", "dtype", "device"]
+IDENTITY = list(IDENTITY_COLUMNS)
 METRICS = ("bias", "bias_sq", "variance", "mse", "cosine", "snr")
 """Metrics that can be plotted against τ (``--metrics``)."""
 DERIVED = ("noise_floor",)
-NUMERIC = (
-    "tau",
-    "seed",
-    "n_samples",
-    "draws_per_estimate",
-    "D",
-    "K",
-    "exact_value",
-    "bias",
-    "bias_sq",
-    "bias_pvalue",
-    "variance",
-    "mse",
-    "cosine",
-    "snr",
-    "grad_norm",
-    "variance_se",
-    "mse_se",
-    "seconds",
-    "estimates_per_sec",
-    "threads",
-)
+NUMERIC = (*FLOAT_COLUMNS, *INT_COLUMNS)
 
 # Two-sided 95% Student t quantiles t_{0.975, ν} for ν = 1 .. 30.
 _T975 = (

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gradbench.errors import GradbenchError
-from gradbench.results import COLUMNS, METRIC_COLUMNS, write_atomic
+from gradbench.results import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, write_atomic
 
 FORMAT = 1
 MAGIC = "# gradbench-baseline "
@@ -41,8 +41,6 @@ BASELINE_COLUMNS = COLUMNS + VECTOR_COLUMNS
 MATCH_KEYS = ("gradbench", "torch", "numpy", "platform", "dtype", "device", "threads")
 """Environment entries that must all be equal for the exact tier."""
 
-INT_COLUMNS = {"seed", "n_samples", "draws_per_estimate", "D", "K", "threads"}
-FLOAT_COLUMNS = {"exact_value", *METRIC_COLUMNS, "seconds", "estimates_per_sec"}
 CELL_KEY = ("task", "task_params", "estimator", "estimator_params", "tau", "seed")
 
 
@@ -239,7 +237,7 @@ def _parse_row(path: Path, line_no: int, fields: list[str], env: dict[str, Any])
         try:
             if name in INT_COLUMNS:
                 row[name] = int(text)
-            elif name in FLOAT_COLUMNS or (name == "tau" and text != ""):
+            elif name in FLOAT_COLUMNS and not (name == "tau" and text == ""):
                 row[name] = float(text)
             else:
                 row[name] = text

@@ -659,16 +659,13 @@ def sweep_scaling(
             if outcome.interrupted or outcome.failed:
                 raise GradbenchError(f"default sweep with {count} workers did not complete")
             rows = sw.read_rows(path)
-            contents.append([{k: v for k, v in r.items() if k not in TIMING_COLUMNS} for r in rows])
+            contents.append([{k: v for k, v in r.items() if k not in sw.TIMING_COLUMNS} for r in rows])
             out.append({"workers": count, "cells": len(rows), "seconds": outcome.seconds})
     if any(c != contents[0] for c in contents[1:]):
         raise GradbenchError("the default sweep's rows differ between worker counts")
     for row in out:
         row["speedup"] = out[0]["seconds"] / row["seconds"]
     return out
-
-
-TIMING_COLUMNS = frozenset({"seconds", "estimates_per_sec", "timestamp"})
 
 
 def sweep_scaling_table(rows: list[dict[str, Any]]):

@@ -57,6 +57,13 @@ RUN_COLUMNS = (
 )
 COLUMNS = CONTEXT_COLUMNS + METRIC_COLUMNS + RUN_COLUMNS
 """Column order of every gradbench CSV. Never reorder or rename without a migration."""
+IDENTITY_COLUMNS = (
+    "task", "task_params", "estimator", "estimator_params", "tau", "seed", "n_samples", "dtype", "device",
+)  # fmt: skip
+"""What identifies a cell: two rows with equal identity measured the same thing (resume, check, aggregation)."""
+INT_COLUMNS = ("seed", "n_samples", "draws_per_estimate", "D", "K", "threads")
+FLOAT_COLUMNS = ("tau", "exact_value", *METRIC_COLUMNS, "seconds", "estimates_per_sec")
+"""Numeric columns (``tau`` is empty for estimators without a temperature)."""
 
 
 def _cell(value: Any) -> str:

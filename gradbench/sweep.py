@@ -37,20 +37,15 @@ from typing import Any
 
 from gradbench.core import Estimator, Task, format_params
 from gradbench.errors import GradbenchError
-from gradbench.results import COLUMNS, append_rows, check_writable, format_rows, read_header, write_atomic
-
-IDENTITY_COLUMNS = (
-    "task",
-    "task_params",
-    "estimator",
-    "estimator_params",
-    "tau",
-    "seed",
-    "n_samples",
-    "dtype",
-    "device",
+from gradbench.results import (
+    COLUMNS,
+    IDENTITY_COLUMNS,
+    append_rows,
+    check_writable,
+    format_rows,
+    read_header,
+    write_atomic,
 )
-"""The columns that identify a cell (``--resume`` skips a cell whose identity is already in the file)."""
 
 TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp")
 """The only columns allowed to differ between two runs of the same sweep (any worker count, resumed or not)."""

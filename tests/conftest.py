@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import pytest
 import torch
+from typer.testing import CliRunner
+
+from gradbench.cli import app
 
 torch.set_num_threads(1)
 
@@ -11,3 +14,10 @@ torch.set_num_threads(1)
 @pytest.fixture
 def tmp_csv(tmp_path):
     return tmp_path / "out.csv"
+
+
+@pytest.fixture
+def cli():
+    """Invoke the CLI in-process: cli("run", "-e", "reinforce") -> typer's Result (exit_code, stdout, stderr)."""
+    runner = CliRunner(env={"COLUMNS": "250"})
+    return lambda *args: runner.invoke(app, [str(a) for a in args])

@@ -52,3 +52,14 @@ def run(task: str, estimator: str, n: int = 20_000, seed: int = 0, task_params=N
 
 def without_timing(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in TIMING_COLUMNS}
+
+
+def assert_one_line_error(result, *fragments: str) -> None:
+    """A user error: exit 2, exactly one line on stderr naming every fragment, no traceback."""
+    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("gradbench: error: ")
+    for fragment in fragments:
+        assert fragment in lines[0], lines[0]
+    assert "Traceback" not in result.output

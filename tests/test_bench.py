@@ -15,7 +15,7 @@ from typer.testing import CliRunner
 from gradbench.bench import COLUMNS, BenchConfig, peak_memory, run_benchmark
 from gradbench.cli import app
 from gradbench.runner import CellSpec
-from tests.test_cli import assert_one_line_error
+from tests.helpers import assert_one_line_error
 
 QUICK = {"samples": 4096, "repeats": 2, "naive_seconds": 0.02, "stock_samples": 2048, "memory_samples": None}
 

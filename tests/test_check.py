@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from gradbench.baseline import MAGIC, BaselineCell, current_environment, format_baseline, read_baseline, write_baseline
 from gradbench.check import (
@@ -23,14 +22,13 @@ from gradbench.check import (
     grid_cells,
     variance_test,
 )
-from gradbench.cli import app
 from gradbench.core import REQUIRED, Estimator, Param, Task
 from gradbench.errors import GradbenchError
 from gradbench.registry import ESTIMATORS as REGISTRY
 from gradbench.registry import TASKS as TASK_REGISTRY
 from gradbench.results import format_rows
 from gradbench.runner import CellSpec, run_cell
-from tests.helpers import ESTIMATORS
+from tests.helpers import ESTIMATORS, assert_one_line_error
 
 Reinforce = ESTIMATORS["reinforce"]
 Gumbel = ESTIMATORS["gumbel"]
@@ -66,25 +64,6 @@ def baseline(tmp_path, good_text) -> Path:
     path = tmp_path / "baseline.csv"
     path.write_text(good_text)
     return path
-
-
-@pytest.fixture
-def cli():
-    runner = CliRunner(env={"COLUMNS": "250"})
-
-    def invoke(*args):
-        return runner.invoke(app, [str(a) for a in args])
-
-    return invoke
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("gradbench: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
 
 
 def check_json(cli, baseline, *args) -> tuple[int, dict]:

@@ -7,32 +7,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from typer.testing import CliRunner
 
 from gradbench import __version__
-from gradbench.cli import app
+from tests.helpers import assert_one_line_error
 
 PLUGINS = Path(__file__).parent / "plugins"
-
-
-@pytest.fixture
-def cli():
-    runner = CliRunner(env={"COLUMNS": "200"})
-
-    def invoke(*args: str):
-        return runner.invoke(app, [str(a) for a in args])
-
-    return invoke
-
-
-def assert_one_line_error(result, *fragments: str) -> None:
-    assert result.exit_code == 2, (result.exit_code, result.stdout, result.stderr)
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("gradbench: error: ")
-    for fragment in fragments:
-        assert fragment in lines[0], lines[0]
-    assert "Traceback" not in result.output
 
 
 def test_version(cli):

@@ -16,7 +16,7 @@ from gradbench.errors import GradbenchError
 from gradbench.plots import STYLES, build_figure, figure_lines, style_for
 from gradbench.results import COLUMNS
 from gradbench.summary import best_by_tau, summary_markdown
-from tests.test_cli import assert_one_line_error
+from tests.helpers import assert_one_line_error
 
 GRID = ["--tasks", "bernoulli,sum-target", "--estimators", "exact,reinforce,gumbel,st-gumbel"]
 GRID += ["--taus", "0.2,1,5", "--seeds", "3", "--samples", "400", "--workers", "1"]
@@ -28,12 +28,6 @@ def sweep_csv(tmp_path_factory) -> Path:
     result = CliRunner().invoke(app, ["sweep", *GRID, "--out", str(out)])
     assert result.exit_code == 0, result.output
     return out
-
-
-@pytest.fixture
-def cli():
-    runner = CliRunner(env={"COLUMNS": "200"})
-    return lambda *args: runner.invoke(app, [str(a) for a in args])
 
 
 def raw(path: Path) -> pd.DataFrame:

@@ -13,9 +13,7 @@ import time
 from pathlib import Path
 
 import pytest
-from typer.testing import CliRunner
 
-from gradbench.cli import app
 from gradbench.errors import GradbenchError
 from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task, load_plugin
 from gradbench.results import COLUMNS
@@ -34,18 +32,12 @@ from gradbench.sweep import (
     parse_taus,
     row_key,
 )
-from tests.test_cli import assert_one_line_error
+from tests.helpers import assert_one_line_error
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTRAS = Path(__file__).parent / "plugins" / "sweep_extras.py"
 SMALL = ["--tasks", "bernoulli,sum-target", "--estimators", "exact,reinforce,gumbel", "--taus", "0.5,2"]
 SMALL += ["--seeds", "2", "--samples", "600", "--workers", "1"]  # one worker: no process start-up cost
-
-
-@pytest.fixture
-def cli():
-    runner = CliRunner(env={"COLUMNS": "200"})
-    return lambda *args: runner.invoke(app, [str(a) for a in args])
 
 
 def rows_of(path: Path) -> list[dict]:
