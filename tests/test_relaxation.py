@@ -284,3 +284,16 @@ def _wrong_maximum(theta, index, expo):  # broken: the maximum drawn as Gumbel(Î
 @pytest.mark.parametrize("broken", [_untruncated, _wrong_maximum])
 def test_conditional_sampler_check_catches_broken_samplers(broken):
     assert conditional_sampler_error(broken) > 0.02
+
+
+@pytest.mark.parametrize("tau", [0.1, 0.5, 2.0])
+def test_gumbel_rao_closed_form_softmax_equals_softmax_of_the_conditional_logits(tau):
+    from gradbench.estimators.gumbel_rao import conditional_gumbel, conditional_softmax_
+
+    gen = torch.Generator().manual_seed(0)
+    theta = torch.randn(3, 5, dtype=torch.float64, generator=gen)  # D x K
+    index = torch.randint(0, 5, (64, 3), generator=gen)  # n x D
+    e = torch.empty(64, 4, 3, 5, dtype=torch.float64).exponential_(generator=gen)  # n x s x D x K
+    expected = (conditional_gumbel(theta, index[:, None], e) / tau).softmax(-1)
+    got = conditional_softmax_(e.clone(), index[:, None, :, None], theta.softmax(-1).reciprocal(), tau)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-12)
