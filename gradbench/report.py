@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from gradbench.core import REQUIRED, Estimator, Param, Task
@@ -63,27 +64,31 @@ def describe_param(p: Param) -> str:
 
 
 def estimators_table(estimators: dict[str, type[Estimator]]) -> Table:
-    table = Table(title="Estimators", title_justify="left")
-    for col in ("name", "family", "flags", "hyper-parameters", "description"):
-        table.add_column(col)
+    """One row per estimator: name over its one-line description; family and flags; hyper-parameters."""
+    table = Table(title="Estimators", title_justify="left", show_lines=True)
+    table.add_column("estimator", ratio=3)
+    table.add_column("family · flags", ratio=1, min_width=14)
+    table.add_column("hyper-parameters", ratio=2)
     for name, cls in estimators.items():
-        flags = ["unbiased" if cls.unbiased else "biased"]
+        flags = [cls.family, "unbiased" if cls.unbiased else "biased"]
         if cls.needs_relaxation:
             flags.append("needs relaxation")
         if cls.binary_only:
             flags.append("binary only")
-        params = ", ".join(describe_param(p) for p in cls.params) or "—"
-        table.add_row(name, cls.family, ", ".join(flags), params, cls.summary)
+        params = "\n".join(describe_param(p) for p in cls.params) or "—"
+        table.add_row(f"[bold]{name}[/bold]\n[dim]{escape(cls.summary)}[/dim]", "\n".join(flags), params)
     return table
 
 
 def tasks_table(tasks: dict[str, type[Task]]) -> Table:
-    table = Table(title="Tasks", title_justify="left")
-    for col in ("name", "D × K", "options (--task-opt KEY=VALUE)", "description"):
-        table.add_column(col)
+    """One row per task: name over its one-line description; default size; options with defaults."""
+    table = Table(title="Tasks", title_justify="left", show_lines=True)
+    table.add_column("task", ratio=3)
+    table.add_column("D × K", no_wrap=True)
+    table.add_column("options (--task-opt KEY=VALUE)", ratio=2)
     for name, cls in tasks.items():
         task = cls()
-        options = ", ".join(describe_param(p) for p in cls.params) or "—"
+        options = "\n".join(describe_param(p) for p in cls.params) or "—"
         relax = "" if cls.relaxable else " (no relaxation)"
-        table.add_row(name, f"{task.D} × {task.K}", options, cls.summary + relax)
+        table.add_row(f"[bold]{name}[/bold]\n[dim]{escape(cls.summary + relax)}[/dim]", f"{task.D} × {task.K}", options)
     return table
