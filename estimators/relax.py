@@ -61,11 +61,14 @@ class Relax(Estimator):
     logits with ``hidden`` units; τ is fixed (the paper also learns it).
 
     How c_φ is obtained, reproducibly: :meth:`setup` (once per cell, before measuring) starts from REBAR's control
-    variate (η = 1, r_ρ ≡ 0; W₁, b₁ drawn from a generator seeded from the cell's seed), then runs ``steps`` Adam
+    variate (η = 1, r_ρ ≡ 0; W₁, b₁ drawn from a generator seeded from ``train_seed``), then runs ``steps`` Adam
     steps (learning rate 0.01) on the paper's objective, the single-sample variance surrogate
-    mean_i ‖g_i‖² over mini-batches of 64 estimates drawn from their own block-seeded stream (seed derived from the
-    cell's seed, disjoint from the measurement blocks); ∂/∂φ of it is ∂Var(g)/∂φ since E[g] does not depend on φ.
-    c_φ is then frozen, so every estimate of the cell uses the same c_φ (chunk-size invariant). ``steps = 0`` is
+    mean_i ‖g_i‖² over mini-batches of 64 estimates drawn from their own block-seeded stream (seeded from
+    ``train_seed``); ∂/∂φ of it is ∂Var(g)/∂φ since E[g] does not depend on φ. c_φ is then frozen, so every
+    estimate of the cell uses the same c_φ (chunk-size invariant). The training does not depend on the cell's seed:
+    RELAX with given (τ, steps, hidden, train_seed) is one fixed estimator, and cells with different seeds measure
+    the same estimator (with c_φ trained from the cell's seed, its variance would change from seed to seed — a
+    random effect that per-cell standard errors do not see, and that ``gradbench check --fresh-seeds`` flagged). ``steps = 0`` is
     REBAR with η = 1. Costs three evaluations of f per estimate (b, σ_τ(x), σ_τ(x̃)), plus the training.
     Grathwohl, Choi, Wu, Roeder & Duvenaud (2018), "Backpropagation through the Void: Optimizing control variates
     for black-box gradient estimation", ICLR.
@@ -81,6 +84,7 @@ class Relax(Estimator):
         temperature_param(),
         Param("steps", int, 100, "Adam steps training c_φ (mini-batches of 64) before measuring", low=0),
         Param("hidden", int, 16, "hidden units of the network r_ρ", low=1),
+        Param("train_seed", int, 0, "seed of c_φ's initialisation and training draws (not the cell's seed)", low=0),
     )
 
     def __init__(self, **hparams):
@@ -93,6 +97,7 @@ class Relax(Estimator):
         return 3
 
     def setup(self, problem: Problem, seed: int) -> None:
+        seed = self.config["train_seed"]  # the cell's seed is for measuring only (see the class docstring)
         theta = problem.theta  # D x K
         D, K = theta.shape
         generator = torch.Generator(device=theta.device)
