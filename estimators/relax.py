@@ -68,8 +68,8 @@ class Relax(Estimator):
     estimate of the cell uses the same c_φ (chunk-size invariant). The training does not depend on the cell's seed:
     RELAX with given (τ, steps, hidden, train_seed) is one fixed estimator, and cells with different seeds measure
     the same estimator (with c_φ trained from the cell's seed, its variance would change from seed to seed — a
-    random effect that per-cell standard errors do not see, and that ``gradbench check --fresh-seeds`` flagged). ``steps = 0`` is
-    REBAR with η = 1. Costs three evaluations of f per estimate (b, σ_τ(x), σ_τ(x̃)), plus the training.
+    random effect that per-cell standard errors do not see, and that ``gradbench check --fresh-seeds`` flagged).
+    ``steps = 0`` is REBAR with η = 1. Costs three evaluations of f per estimate (b, σ_τ(x), σ_τ(x̃)), plus the training.
     Grathwohl, Choi, Wu, Roeder & Duvenaud (2018), "Backpropagation through the Void: Optimizing control variates
     for black-box gradient estimation", ICLR.
     """
