@@ -22,7 +22,6 @@ import io
 import math
 import os
 import re
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -30,6 +29,7 @@ import pandas as pd
 
 from gradbench.aggregate import FIGURE_KEYS, LINE_KEYS, METRICS, aggregate, references
 from gradbench.errors import GradbenchError
+from gradbench.results import write_atomic
 
 # A fixed look per estimator name: colour and marker never depend on which other estimators are in the figure.
 # Families share hues: score-function blues/cyans, binary antithetic greens, relaxations reds/oranges/purples,
@@ -364,19 +364,7 @@ def save_figure(fig, path: Path, fmt: str) -> None:
     buffer = io.BytesIO()
     with rc_context({"svg.hashsalt": "gradbench", "svg.fonttype": "path", "pdf.fonttype": 42}):
         fig.savefig(buffer, format=fmt, dpi=DPI, metadata=METADATA[fmt])
-    folder = path.parent
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        mask = os.umask(0)
-        os.umask(mask)
-        os.fchmod(fd, 0o666 & ~mask)  # mkstemp makes 0600 files; figures get the usual permissions
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(buffer.getvalue())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, buffer.getvalue())
 
 
 def check_out_dir(out: Path) -> None:
