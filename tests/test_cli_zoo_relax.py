@@ -26,7 +26,7 @@ def test_est_opt_reaches_the_estimator_and_the_csv(tmp_path):
         result = invoke("run", *args, "--tau", "0.5", "-n", "2000", "--out", out)
         assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(out.open()))
-    assert [r["estimator_params"] for r in rows] == ["k=3", "hidden=16;steps=5"]
+    assert [r["estimator_params"] for r in rows] == ["k=3", "hidden=16;steps=5;train_seed=0"]
     assert [r["draws_per_estimate"] for r in rows] == ["1", "3"]
 
 
