@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import torch
 
-from gradbench.core import Estimator, Problem
-from gradbench.estimators.rloo import draw_many, multi_draw_config
+from gradbench.estimators.rloo import Rloo
 from gradbench.registry import register_estimator
-from gradbench.rng import BlockRng
 
 
 @register_estimator
-class ReinforceBatchBaseline(Estimator):
+class ReinforceBatchBaseline(Rloo):
     """REINFORCE over m independent draws, baselined by the mean of all m values, the draw's own included:
 
         g = (1/m) Σ_j (f(z_j) − f̄) (onehot(z_j) − p),   f̄ = (1/m) Σ_i f(z_i).
@@ -28,14 +26,10 @@ class ReinforceBatchBaseline(Estimator):
     family = "score-function"
     reference = "Williams 1992"
     unbiased = False
-    params = (multi_draw_config(),)
+    # m, draws_per_estimate and the drawing are RLOO's; only the combination of the m draws differs.
 
-    @property
-    def draws_per_estimate(self) -> int:
-        return self.config["m"]
-
-    def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
-        _, f, score = draw_many(problem, rng, self.config["m"])
+    @staticmethod
+    def combine(f: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
         return batch_baseline_combine(f, score)
 
 

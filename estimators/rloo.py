@@ -53,6 +53,11 @@ class Rloo(Estimator):
 
     def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
         _, f, score = draw_many(problem, rng, self.config["m"])
+        return self.combine(f, score)
+
+    @staticmethod
+    def combine(f: torch.Tensor, score: torch.Tensor) -> torch.Tensor:
+        """How the m draws' values f (n x m) and scores (n x m x D x K) become one estimate (n x D x K)."""
         return rloo_combine(f, score)
 
 
