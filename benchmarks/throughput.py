@@ -3,7 +3,7 @@
 The code lives in :mod:`gradbench.bench` (so that the installed ``gradbench bench`` command runs the very same
 measurement); its docstring says exactly what is timed. Typical use, the run behind README's "Throughput" table:
 
-    python benchmarks/throughput.py --repeats 5 --markdown          # results/throughput.csv + a Markdown table
+    python benchmarks/throughput.py --long --markdown --out results/throughput.csv   # + a Markdown table
     python benchmarks/throughput.py --device cuda --out results/throughput-cuda.csv --markdown
 """
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gradbench.errors import GradbenchError
-from gradbench.results import COLUMNS, FLOAT_COLUMNS, IDENTITY_COLUMNS, INT_COLUMNS
+from gradbench.results import COLUMNS, FLOAT_COLUMNS, IDENTITY_COLUMNS, INT_COLUMNS, migrate_header, migrate_row
 
 FIGURE_KEYS = ["task", "task_params", "dtype", "device"]
 """One figure per distinct value of these columns."""
@@ -74,6 +74,10 @@ def load_results(path: Path) -> pd.DataFrame:
     except csv.Error as exc:
         raise GradbenchError(f"{path} is not a valid CSV file: {exc}") from None
     header = records[0]
+    positions = migrate_header(header)
+    if positions is not None:  # an older file, written before a column was added
+        records = [list(COLUMNS)] + [migrate_row(r, positions) if len(r) == len(positions) else r for r in records[1:]]
+        header = records[0]
     if tuple(header) != COLUMNS:
         known = [c for c in header if c in COLUMNS]
         if len(known) < len(IDENTITY) // 2:

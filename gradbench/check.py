@@ -238,11 +238,17 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
                 result.reasons.append(f"failed: {type(exc).__name__}: {' '.join(str(exc).split())}")
                 continue
             try:
-                result.new = run_cell(spec, details=extra)
-            except Exception as exc:  # a crash of the estimator (or NaN estimates) is a regression
+                new = run_cell(spec, details=extra)
+            except Exception as exc:  # a crash of the estimator is a regression
                 result.status = "worse"
                 result.reasons.append(f"failed: {' '.join(str(exc).split()) or type(exc).__name__}")
                 continue
+            nonfinite = _nonfinite_failure(cell.row, new)
+            if nonfinite:  # non-finite estimates where the baseline had (fewer) none: a regression
+                result.status = "worse"
+                result.reasons.append(nonfinite)
+                continue
+            result.new = new
             details[-1] = extra
         if progress:
             progress("", total, total)
@@ -324,6 +330,16 @@ def _speed_failure(r: CellResult, opts: CheckOptions) -> str | None:
     slower = 1.0 / r.speed_ratio
     if slower > opts.fail_on_speed:
         return f"slower: {slower:.2f}× fewer estimates/s than the baseline (> --fail-on-speed {opts.fail_on_speed:g})"
+    return None
+
+
+def _nonfinite_failure(base: dict[str, Any], new: dict[str, Any]) -> str | None:
+    """Why a re-run with a flagged share of non-finite estimates above the baseline's is worse (None if it is not)."""
+    from gradbench.nonfinite import is_flagged
+
+    before, after = float(base.get("nonfinite_fraction", 0.0)), float(new["nonfinite_fraction"])
+    if is_flagged(after) and not after <= before:
+        return f"produced non-finite estimates (NaN or ±inf): share {after:.3g} (baseline {before:.3g})"
     return None
 
 

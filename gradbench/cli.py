@@ -125,7 +125,12 @@ def run(
     seed: Annotated[int, typer.Option("--seed", help="Seed of the cell's random numbers.")] = 0,
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file the result row is appended to.")] = DEFAULT_OUT,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64 for the estimates.")] = "float32",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype", help="float32, float64, float16 or bfloat16 for the estimates (statistics stay float64)."
+        ),
+    ] = "float32",
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch intra-op threads (default 1, recorded in the CSV).")
     ] = 1,
@@ -211,7 +216,12 @@ def sweep(
     resume: Annotated[bool, typer.Option("--resume", help="Run only the cells missing from --out.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64 for the estimates.")] = "float32",
+    dtype: Annotated[
+        str,
+        typer.Option(
+            "--dtype", help="float32, float64, float16 or bfloat16 for the estimates (statistics stay float64)."
+        ),
+    ] = "float32",
     plugin: PluginOpt = None,
 ) -> int:
     """Run a grid of cells (tasks × estimators × temperatures × seeds) into one CSV; see README "Sweeps and figures"."""
@@ -276,7 +286,7 @@ def plot(
     """Draw bias, variance and MSE against τ, one figure per task, and print who has the lowest MSE at each τ."""
     from gradbench.aggregate import load_results
     from gradbench.plots import check_out_dir, parse_formats, parse_metrics, plot_results
-    from gradbench.summary import best_by_tau, summary_markdown, summary_table
+    from gradbench.summary import best_by_tau, nonfinite_lines, summary_markdown, summary_table
 
     fmts, panels = parse_formats(formats), parse_metrics(metrics)
     df = load_results(csv_file)
@@ -287,9 +297,10 @@ def plot(
     summary = out / "summary.md"
     from gradbench.results import write_atomic
 
-    write_atomic(summary, summary_markdown(best, str(csv_file)))
+    flagged = nonfinite_lines(df)
+    write_atomic(summary, summary_markdown(best, str(csv_file), flagged))
     console = _console()
-    console.print(summary_table(best, str(csv_file)))
+    console.print(summary_table(best, str(csv_file), flagged))
     for path in [*files, summary]:
         console.print(f"wrote {path}", highlight=False)
 
@@ -344,7 +355,8 @@ def check(
     ] = None,
     device: Annotated[str | None, typer.Option("--device", help="cpu or cuda (default: the baseline's; cpu).")] = None,
     dtype: Annotated[
-        str | None, typer.Option("--dtype", help="float32 or float64 (default: the baseline's; float32).")
+        str | None,
+        typer.Option("--dtype", help="float32, float64, float16 or bfloat16 (default: the baseline's; float32)."),
     ] = None,
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch threads (default: the baseline's; 1 for --update).")
@@ -486,38 +498,48 @@ def list_(plugin: PluginOpt = None) -> None:
 
 @app.command()
 def bench(
-    samples: Annotated[int, typer.Option("--samples", "-n", help="Estimates per timed cell.")] = 1_000_000,
+    samples: Annotated[
+        int, typer.Option("--samples", "-n", help="Estimates of the large timed cell (ours: marginal from 2·10⁴).")
+    ] = 1_000_000,
     repeats: Annotated[int, typer.Option("--repeats", help="Interleaved repeats; medians are reported.")] = 3,
     threads: Annotated[int, typer.Option("--threads", help="torch intra-op threads (recorded).")] = 1,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
-    dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64.")] = "float32",
+    dtype: Annotated[str, typer.Option("--dtype", help="float32, float64, float16 or bfloat16.")] = "float32",
     tau: Annotated[float, typer.Option("--tau", help="Temperature of the relaxation estimators.")] = 0.5,
     estimator: Annotated[
-        list[str] | None, typer.Option("--estimator", "-e", help="Estimator to measure (repeatable; default all).")
+        list[str] | None,
+        typer.Option(
+            "--estimator", "-e", help="Estimator to measure (repeatable; default reinforce, gumbel, st-gumbel)."
+        ),
     ] = None,
+    all_: Annotated[bool, typer.Option("--all", help="Measure every registered estimator (long).")] = False,
+    long: Annotated[
+        bool, typer.Option("--long", help="Issue 15's measurement: n = 2·10⁶, 5 repeats, memory at 10⁵ and 10⁷ (long).")
+    ] = False,
     task_opt: Annotated[
         list[str] | None, typer.Option("--task-opt", help="Option of the quadratic task, e.g. categories=2 dim=100.")
     ] = None,
     memory_samples: Annotated[
-        str, typer.Option("--memory-samples", help="SMALL,LARGE sample counts of the peak-memory runs.")
-    ] = "100000,10000000",
+        str | None,
+        typer.Option("--memory-samples", help="SMALL,LARGE sample counts of the peak-memory runs (default 1e5,1e6)."),
+    ] = None,
     memory: Annotated[bool, typer.Option("--memory/--no-memory", help="Measure peak memory (subprocesses).")] = True,
     naive_seconds: Annotated[
-        float, typer.Option("--naive-seconds", help="Seconds spent in each naive per-draw loop.")
-    ] = 0.5,
-    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file written with one row per estimator.")] = Path(
-        "results"
-    )
-    / "throughput.csv",
+        float, typer.Option("--naive-seconds", help="Seconds spent in each naive per-draw loop per repeat.")
+    ] = 0.3,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="CSV, one row per estimator (default: a new results/bench-<time>.csv)."),
+    ] = None,
     markdown: Annotated[bool, typer.Option("--markdown", help="Also print the table as Markdown.")] = False,
     sweep_scaling: Annotated[
         bool, typer.Option("--sweep-scaling", help="Also time the default sweep with 1 and 2 workers.")
     ] = False,
     plugin: PluginOpt = None,
 ) -> None:
-    """Throughput: estimates/s of each estimator against a naive loop, stock batched torch and the random-fill limit."""
+    """Throughput: estimates/s against two naive loops, stock batched torch and the random-fill limit; peak memory."""
     from gradbench.allocator import tune_allocator
-    from gradbench.bench import cli_main
+    from gradbench.bench.command import cli_main
 
     load_plugins(plugin)
     tune_allocator()
@@ -529,8 +551,11 @@ def bench(
         dtype=dtype,
         tau=tau,
         estimators=tuple(estimator or ()),
+        all_estimators=all_,
+        long=long,
         task_params=parse_key_values(task_opt, "--task-opt"),
-        memory_samples=memory_samples if memory else None,
+        memory_samples=memory_samples,
+        memory=memory,
         naive_seconds=naive_seconds,
         out=out,
         markdown=markdown,

@@ -130,7 +130,7 @@ def shifted_exp_and_hard_(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     hard = torch.floor(y)  # n x D x K
     rows = hard.numel() // hard.shape[-1]
     total = hard.sum() if hard.numel() < 1 << 24 else torch.count_nonzero(hard)  # exact in either case
-    if int(total) != rows:
+    if float(total) != rows:  # also when NaN (an overflow upstream): argmax decides
         hard = torch.nn.functional.one_hot(y.argmax(-1), y.shape[-1]).to(y.dtype)
     return y, hard
 

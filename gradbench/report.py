@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gradbench.core import REQUIRED, Estimator, Param, Task
+from gradbench.nonfinite import describe, is_flagged
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -52,8 +53,14 @@ def metrics_table(row: dict[str, Any]) -> Table:
         ("exact_value", fmt(row["exact_value"]), "E f under p_θ"),
         ("estimates/s", f"{row['estimates_per_sec']:,.0f}", f"{fmt(row['seconds'], 3)} s drawing and estimating"),
     ]
+    fraction = float(row.get("nonfinite_fraction", 0.0))
+    if fraction > 0:
+        flag = " [bold red](flagged)[/bold red]" if is_flagged(fraction) else ""
+        rows.append(("non-finite", f"{fraction:.3g}{flag}", "share of estimates with a NaN or ±inf, left out"))
     for r in rows:
         table.add_row(*r)
+    if is_flagged(fraction):
+        table.caption = f"[red]flagged: {describe(fraction)}[/red]"
     return table
 
 

@@ -44,6 +44,7 @@ METRIC_COLUMNS = (
     "grad_norm",
     "variance_se",
     "mse_se",
+    "nonfinite_fraction",
 )
 RUN_COLUMNS = (
     "seconds",
@@ -57,6 +58,11 @@ RUN_COLUMNS = (
 )
 COLUMNS = CONTEXT_COLUMNS + METRIC_COLUMNS + RUN_COLUMNS
 """Column order of every gradbench CSV. Never reorder or rename without a migration."""
+ADDED_COLUMNS = {"nonfinite_fraction": "0.0"}
+"""Columns added after files were first written, with the value a file without them implies (before
+``nonfinite_fraction`` existed a non-finite estimate aborted its cell, so every row written had none). Readers of
+results (:func:`gradbench.aggregate.load_results`) fill them in; appending to such a file is refused (its header
+differs)."""
 IDENTITY_COLUMNS = (
     "task", "task_params", "estimator", "estimator_params", "tau", "seed", "n_samples", "dtype", "device",
 )  # fmt: skip
@@ -85,6 +91,23 @@ def format_rows(rows: Iterable[dict[str, Any]], header: bool) -> str:
             raise ValueError(f"row lacks columns {missing}")
         writer.writerow([_cell(row[c]) for c in COLUMNS])
     return buffer.getvalue()
+
+
+def migrate_header(header: list[str]) -> list[int] | None:
+    """For a header that is :data:`COLUMNS` without some of :data:`ADDED_COLUMNS` (in order), the positions in
+    COLUMNS of its fields; None for any other header."""
+    present = [c for c in COLUMNS if c in header or c not in ADDED_COLUMNS]
+    if list(header) != present or len(present) == len(COLUMNS):
+        return None
+    return [COLUMNS.index(c) for c in header]
+
+
+def migrate_row(fields: list[str], positions: list[int]) -> list[str]:
+    """The fields of a row under a header accepted by :func:`migrate_header`, completed to :data:`COLUMNS`."""
+    out = [ADDED_COLUMNS.get(c, "") for c in COLUMNS]
+    for value, position in zip(fields, positions, strict=True):
+        out[position] = value
+    return out
 
 
 def read_header(path: Path) -> list[str] | None:

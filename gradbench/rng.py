@@ -12,6 +12,8 @@ from __future__ import annotations
 import torch
 
 _MASK64 = (1 << 64) - 1
+LOW_PRECISION = (torch.float16, torch.bfloat16)
+"""Dtypes whose uniforms are float32 draws rounded to the dtype (see :meth:`BlockRng.uniform`)."""
 
 
 def _splitmix64(x: int) -> int:
@@ -54,7 +56,14 @@ class BlockRng:
         float32 on CPU: U = k·2⁻²⁴ with k the low 24 bits of each 32-bit half of 64-bit integer draws, the grid
         ``Tensor.uniform_`` uses too, at about 1.3x its rate (its int-to-float step runs one value at a time).
         Otherwise ``Tensor.uniform_``. Either way block by block, each block from its own generator.
+        float16 and bfloat16 (:data:`LOW_PRECISION`): the float32 numbers of the same seed, rounded to the dtype, so
+        a low-precision cell sees the same draws as its float32 twin, only rounded (a paired comparison); a draw
+        rounded up to 1 is set to the largest number below 1 so that U < 1 holds (a categorical draw stays in
+        range), and one rounded to 0 is clamped away by :meth:`open_uniform`.
         """
+        if dtype in LOW_PRECISION:
+            below_one = 1.0 - torch.finfo(dtype).eps / 2  # the largest number below 1 in the dtype
+            return self.uniform(*shape, dtype=torch.float32).to(dtype).clamp_(max=below_one)
         out = torch.empty((self.n, *shape), dtype=dtype, device=self.device)
         if self.device.type == "cpu" and dtype == torch.float32 and out.numel():
             self._fill_float32(out.view(self.n, -1))
@@ -85,7 +94,8 @@ class BlockRng:
         out.mul_(2.0**-24)
 
     def open_uniform(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-        """U ~ Uniform(0, 1) kept inside [tiny, 1 − eps], so that log U and log(1 − U) are finite."""
+        """U ~ Uniform(0, 1) kept inside [tiny, 1 − eps] of ``dtype``, so that log U and log(1 − U) are finite and
+        G = −log(−log U) is finite at every dtype (float16: G ∈ [−2.27, 6.93]; bfloat16: G ∈ [−4.5, 4.85])."""
         info = torch.finfo(dtype)
         return self.uniform(*shape, dtype=dtype).clamp_(info.tiny, 1.0 - info.eps)
 

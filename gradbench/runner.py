@@ -22,9 +22,13 @@ from gradbench.errors import GradbenchError
 from gradbench.exact import exact_gradient
 from gradbench.registry import get_estimator, get_task
 from gradbench.rng import BlockRng, block_size_for
-from gradbench.stats import GROUPS, GroupedMoments, compute_metrics
+from gradbench.stats import GROUPS, GroupedMoments, Metrics, compute_metrics
 
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+DTYPES = {"float32": torch.float32, "float64": torch.float64, "float16": torch.float16, "bfloat16": torch.bfloat16}
+"""Dtypes of the estimates (``--dtype``). The exact gradient is float64 and the statistics are accumulated in
+float64 whatever the dtype (DESIGN.md §3); float16 and bfloat16 estimates may overflow or turn NaN, which is
+counted (``nonfinite_fraction``, see :mod:`gradbench.nonfinite`), not fatal."""
+
 CHUNK_ELEMENTS = 1 << 19
 """Default chunk on CPU: at most about this many gradient entries per estimator call (whole blocks, at least one).
 Small enough that a chunk's few n x D x K tensors stay in a core's cache, large enough that the fixed cost of a
@@ -98,7 +102,7 @@ def prepare(spec: CellSpec) -> PreparedCell:
     if spec.n_samples < 2:
         raise GradbenchError(f"--samples must be at least 2 (variance needs two estimates), got {spec.n_samples}")
     if spec.dtype not in DTYPES:
-        raise GradbenchError(f"unknown dtype {spec.dtype!r} (use {' or '.join(DTYPES)})")
+        raise GradbenchError(f"unknown dtype {spec.dtype!r} (use {', '.join(DTYPES)})")
     if spec.chunk_size is not None and spec.chunk_size < 1:
         raise GradbenchError(f"chunk size must be positive, got {spec.chunk_size}")
     device = resolve_device(spec.device)
@@ -141,6 +145,7 @@ def run_cell(
     D, K = cell.task.D, cell.task.K
     exact_flat = problem.exact_grad.reshape(-1)  # P, float64
     moments = GroupedMoments(D * K, GROUPS, device)
+    nonfinite = 0  # estimates with a NaN or ±inf component, left out of the statistics
     n, block = spec.n_samples, cell.block_size
     n_blocks = math.ceil(n / block)
     estimator.setup(problem, spec.seed)  # one-off preparation (e.g. training a control variate): not timed
@@ -161,16 +166,19 @@ def run_cell(
         flat = estimates.reshape(rng.n, D * K)  # n_chunk x P, the estimator's dtype (a view when contiguous)
         start = 0
         for b, size in zip(range(first, last), sizes, strict=True):
-            moments.update(flat[start : start + size], b * block, offset=exact_flat)  # float64 moments of g − g*
+            nonfinite += moments.update(flat[start : start + size], b * block, offset=exact_flat)  # moments of g − g*
             start += size
         if on_progress is not None:
             on_progress(rng.n)
-    metrics = compute_metrics(moments, exact_flat, torch.finfo(problem.theta.dtype).eps, abs(problem.exact_value))
-    if math.isnan(metrics.variance):
-        raise GradbenchError(f"estimator {estimator.name!r} produced NaN estimates on task {cell.task.describe()}")
+    if n - nonfinite >= 2:
+        metrics = compute_metrics(moments, exact_flat, torch.finfo(problem.theta.dtype).eps, abs(problem.exact_value))
+    else:  # fewer than two finite estimates: nothing to measure, but the row says so (nonfinite_fraction)
+        metrics = Metrics(**{name: math.nan for name in Metrics.__dataclass_fields__})
     if details is not None:
         n_done, mean_dev, m2 = moments.pooled()
-        details.update(exact_grad=exact_flat.cpu(), mean_dev=mean_dev.cpu(), component_var=(m2 / (n_done - 1)).cpu())
+        details.update(
+            exact_grad=exact_flat.cpu(), mean_dev=mean_dev.cpu(), component_var=(m2 / max(n_done - 1, 1)).cpu()
+        )
     est_params = {k: v for k, v in estimator.config.items() if k != "tau"}
     return {
         "task": cell.task.name,
@@ -185,6 +193,7 @@ def run_cell(
         "K": K,
         "exact_value": problem.exact_value,
         **vars(metrics),
+        "nonfinite_fraction": nonfinite / n,
         "seconds": seconds,
         "estimates_per_sec": n / seconds if seconds > 0 else math.inf,
         "device": str(device),

@@ -51,8 +51,11 @@ class GroupedMoments:
         self.count.add_(count)
         self._common_count = old + count
 
-    def update(self, x: torch.Tensor, start: int, offset: torch.Tensor | None = None) -> None:
-        """Add the rows of x (L x P, any float dtype) holding estimates start .. start + L − 1.
+    def update(self, x: torch.Tensor, start: int, offset: torch.Tensor | None = None) -> int:
+        """Add the finite rows of x (L x P, any float dtype) holding estimates start .. start + L − 1; return the
+        number of rows left out because they hold a NaN or ±inf (an estimate is finite when all its P components
+        are). Detecting them costs nothing on the usual path: a non-finite entry makes the block's Σ(x − s)²
+        non-finite; only then are the rows tested one by one, and the finite ones are added as one shorter block.
 
         The moments are those of x − ``offset`` (P, float64; default 0), e.g. of the deviations g_i − g* when x
         holds the estimates and ``offset`` is g*. Within a block, group g's m rows are shifted by the group's first
@@ -63,10 +66,12 @@ class GroupedMoments:
         G = self.groups
         L = x.shape[0]
         if L == 0:
-            return
+            return 0
         if start % G:
             raise ValueError("blocks must start at a multiple of the group count")
         full = (L // G) * G
+        if full < L and not bool(torch.isfinite(x[full:]).all()):
+            return self._update_finite(x, start, offset) or 0
         if full:
             m = full // G
             if self._work is None or self._work.numel() < x[:full].numel() or self._work.device != x.device:
@@ -78,6 +83,10 @@ class GroupedMoments:
             s1 = shifted.sum(0)  # G x P
             s2 = shifted.square_().sum(0)  # G x P
             mean = s1.div_(m)  # G x P, mean of x − s
+            if not bool(torch.isfinite(s2).all()):  # a NaN or ±inf in the block (or a square beyond float64)
+                dropped = self._update_finite(x, start, offset)
+                if dropped is not None:
+                    return dropped
             m2 = s2.addcmul_(mean, mean, value=-float(m)).clamp_(min=0.0)  # S2 − S1²/m
             if offset is not None:
                 shift -= offset
@@ -95,6 +104,16 @@ class GroupedMoments:
             if offset is not None:
                 mean[:rest] -= offset
             self._merge(count, mean, torch.zeros_like(self.m2))
+        return 0
+
+    def _update_finite(self, x: torch.Tensor, start: int, offset: torch.Tensor | None) -> int | None:
+        """Add only the rows of x whose components are all finite; the count left out (None when every row is
+        finite, i.e. a square overflowed float64: the caller then goes on with the non-finite moments)."""
+        keep = torch.isfinite(x.reshape(x.shape[0], -1)).all(1)  # L
+        dropped = int(x.shape[0] - int(keep.sum()))
+        if dropped == 0:
+            return None
+        return dropped + self.update(x[keep], start, offset)
 
     def pooled(self) -> tuple[float, torch.Tensor, torch.Tensor]:
         """(n, mean P, M2 P) of all estimates: the groups merged in order."""

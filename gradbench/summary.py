@@ -16,6 +16,7 @@ import pandas as pd
 from rich.table import Table
 
 from gradbench.aggregate import FIGURE_KEYS, GROUND_TRUTH, LINE_KEYS, references
+from gradbench.nonfinite import THRESHOLD, flagged_lines
 
 COLUMNS = [*FIGURE_KEYS, "tau", "best", "best_mse", "runner_up", "runner_up_mse", "margin", "clear", "zero_mse"]
 
@@ -102,8 +103,20 @@ def _sections(best: pd.DataFrame):
         yield title, rows
 
 
-def summary_table(best: pd.DataFrame, source: str):
-    """A rich renderable: one compact table per task, under a heading naming the source CSV."""
+NONFINITE_NOTE = (
+    f"Cells with more than {THRESHOLD:g} of their estimates non-finite (NaN or ±inf); their metrics, and any win "
+    "above, are over the finite estimates only:"
+)
+
+
+def nonfinite_lines(df: pd.DataFrame) -> list[str]:
+    """The flagged cells of a results DataFrame (:func:`gradbench.aggregate.load_results`), one line each."""
+    return flagged_lines(df.to_dict("records"))
+
+
+def summary_table(best: pd.DataFrame, source: str, flagged: list[str] | None = None):
+    """A rich renderable: one compact table per task, under a heading naming the source CSV; ``flagged``: the
+    lines of :func:`nonfinite_lines`, listed under the tables when there are any."""
     from rich import box
     from rich.console import Group
     from rich.text import Text
@@ -117,11 +130,16 @@ def summary_table(best: pd.DataFrame, source: str):
             table.add_row(*values)
         parts.append(table)
     parts.append(Text(NOTE, style="dim"))
+    if flagged:
+        parts.append(Text(NONFINITE_NOTE, style="bold red"))
+        parts.extend(Text(f"  {line}", style="red") for line in flagged)
     return Group(*parts)
 
 
-def summary_markdown(best: pd.DataFrame, source: str) -> str:
+def summary_markdown(best: pd.DataFrame, source: str, flagged: list[str] | None = None) -> str:
     lines = ["# Lowest MSE per task and temperature", "", f"Source: `{source}`. {NOTE}"]
+    if flagged:
+        lines += ["", f"**Non-finite estimates.** {NONFINITE_NOTE}", ""] + [f"- {line}" for line in flagged]
     for title, rows in _sections(best):
         lines += ["", f"## {title}", ""]
         lines.append("| " + " | ".join(HEADERS) + " |")

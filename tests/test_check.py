@@ -201,7 +201,7 @@ class NaNs(Reinforce):
         return super().estimate(problem, rng) * math.nan
 
 
-@pytest.mark.parametrize(("broken", "reason"), [(Crash, "failed: boom"), (NaNs, "produced NaN estimates")])
+@pytest.mark.parametrize(("broken", "reason"), [(Crash, "failed: boom"), (NaNs, "produced non-finite estimates")])
 def test_a_crashing_estimator_is_a_regression(cli, baseline, monkeypatch, broken, reason):
     monkeypatch.setitem(REGISTRY, "reinforce", broken)
     code, report = check_json(cli, baseline, "--seed-base", "1")
@@ -432,6 +432,7 @@ def _row(**changes) -> dict:
         "D": 1,
         "K": 2,
         "dtype": "float32",
+        "nonfinite_fraction": 0.0,
     }
     for col in ("bias", "mse", "cosine", "snr", "mse_se"):
         row[col] = 1.0

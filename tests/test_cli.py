@@ -108,7 +108,7 @@ BAD_INPUTS = [
     (["-e", "reinforce", "--task-opt", "dim=0"], ["dim must be ≥ 1"]),
     (["-e", "reinforce", "-t", "sum-target", "--task-opt", "dim=40"], ["4^40", "limited to 1,048,576"]),
     (["-e", "reinforce", "--est-opt", "m=3"], ["unknown option 'm'"]),
-    (["-e", "reinforce", "--dtype", "float16"], ["unknown dtype"]),
+    (["-e", "reinforce", "--dtype", "float8"], ["unknown dtype"]),
     (["-e", "reinforce", "--threads", "0"], ["--threads must be at least 1"]),
     (["-e", "reinforce", "--plugin", "no/such/plugin.py"], ["plug-in file 'no/such/plugin.py' does not exist"]),
     (

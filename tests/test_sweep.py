@@ -340,7 +340,7 @@ BAD = [
     (["--task-opt", "dim=zero"], ["dim must be int"]),
     (["--workers", "0"], ["--workers must be at least 1"]),
     (["--resume", "--overwrite"], ["exclude each other"]),
-    (["--dtype", "float16"], ["unknown dtype"]),
+    (["--dtype", "float8"], ["unknown dtype"]),
     (["--tasks", "quadratic", "--estimators", "nope"], ["unknown estimator"]),
 ]
 
@@ -387,9 +387,17 @@ def test_readme_states_the_defaults_and_the_columns_excluded_from_equality():
 
 
 def test_a_failing_cell_is_reported_and_the_sweep_goes_on(cli, tmp_csv):
-    args = ["--plugin", EXTRAS, "-t", "bernoulli", "-e", "nan-cold", "--taus", "0.5,2", "--seeds", "2", "-n", "64"]
+    args = ["--plugin", EXTRAS, "-t", "bernoulli", "-e", "crash-cold", "--taus", "0.5,2", "--seeds", "2", "-n", "64"]
     result = cli("sweep", *args, "--workers", "1", "--out", tmp_csv)
     assert result.exit_code == 1, result.output
-    assert result.stdout.count("failed: nan-cold τ=0.5 on bernoulli") == 2 and "NaN" in result.stdout
+    assert result.stdout.count("failed: crash-cold τ=0.5 on bernoulli") == 2 and "too cold" in result.stdout
     assert "2 of 4 cells" in result.stdout and "2 failed" in result.stdout
     assert [r["tau"] for r in rows_of(tmp_csv)] == ["2.0", "2.0"]
+
+
+def test_nonfinite_cells_are_rows_not_failures(cli, tmp_csv):
+    args = ["--plugin", EXTRAS, "-t", "bernoulli", "-e", "nan-cold", "--taus", "0.5,2", "--seeds", "2", "-n", "64"]
+    result = cli("sweep", *args, "--workers", "1", "--out", tmp_csv)
+    assert result.exit_code == 0, result.output
+    fractions = {(r["tau"], r["seed"]): r["nonfinite_fraction"] for r in rows_of(tmp_csv)}
+    assert fractions == {("0.5", "0"): "1.0", ("0.5", "1"): "1.0", ("2.0", "0"): "0.0", ("2.0", "1"): "0.0"}

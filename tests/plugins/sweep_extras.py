@@ -39,7 +39,7 @@ class Slow(Reinforce):
 
 @gradbench.register_estimator
 class NanWhenCold(Reinforce):
-    """REINFORCE that returns NaN estimates for τ < 1: a cell that fails at run time."""
+    """REINFORCE that returns NaN estimates for τ < 1: cells whose every estimate is non-finite (counted, not fatal)."""
 
     name = "nan-cold"
     summary = "NaN below τ = 1"
@@ -48,3 +48,17 @@ class NanWhenCold(Reinforce):
     def estimate(self, problem, rng):
         g = super().estimate(problem, rng)
         return g * float("nan") if self.config["tau"] < 1 else g
+
+
+@gradbench.register_estimator
+class CrashWhenCold(Reinforce):
+    """REINFORCE that raises for τ < 1: a cell that fails at run time."""
+
+    name = "crash-cold"
+    summary = "raises below τ = 1"
+    params = (temperature_param(),)
+
+    def estimate(self, problem, rng):
+        if self.config["tau"] < 1:
+            raise RuntimeError("too cold to estimate")
+        return super().estimate(problem, rng)
