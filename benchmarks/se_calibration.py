@@ -9,6 +9,10 @@ understate the uncertainty and < 1 when they overstate it. With k seeds the SD i
     .venv/bin/python benchmarks/se_calibration.py                           # stateful estimators, 200 seeds
     .venv/bin/python benchmarks/se_calibration.py -e all --seeds 100 --samples 2048
     .venv/bin/python benchmarks/se_calibration.py -e reinforce-baseline --json out.json
+    .venv/bin/python benchmarks/se_calibration.py --before-after     # stateful flag off (one shared stream) vs on
+
+``--before-after`` measures each stateful estimator twice in one run: as gradbench ran it before independent streams
+(its ``stateful`` flag switched off: one stream whose state all 16 replicate groups share) and as it runs now.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from gradbench.registry import all_estimators, get_estimator  # noqa: E402
 from gradbench.runner import CellSpec, build_task, run_cell  # noqa: E402
+from gradbench.stats import GROUPS  # noqa: E402
 
 TASKS: dict[str, dict] = {
     # The cells where the outside check found reinforce-baseline's SEs off (1.97x, 1.75x, 0.73-0.80x).
@@ -34,6 +39,7 @@ TASKS: dict[str, dict] = {
     "sum-target": {"dim": 1, "categories": 3},
     "sum-target#default": {},
     "quadratic": {"dim": 2, "categories": 3},
+    "quadratic#1x3": {"dim": 1, "categories": 3},
 }
 
 
@@ -70,27 +76,39 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=200)
     parser.add_argument("--samples", type=int, default=4096)
     parser.add_argument("--json", type=Path)
+    parser.add_argument("--before-after", action="store_true", help="also run stateful estimators as one stream")
     args = parser.parse_args()
     torch.set_num_threads(1)
     registry = all_estimators()
     if args.estimators == "all":
         names = list(registry)
     elif args.estimators == "stateful":
-        names = [n for n, c in registry.items() if getattr(c, "stateful", False) or n == "reinforce-baseline"]
+        names = [n for n, c in registry.items() if c.stateful]
     else:
         names = args.estimators.split(",")
     print(f"# {args.seeds} seeds x {args.samples} estimates per cell, float64, 1 thread")
-    print(f"{'estimator':28s} {'task':34s} {'SD/SE variance':>15s} {'SD/SE mse':>10s}")
+    print(f"{'estimator':28s} {'streams':8s} {'task':40s} {'SD/SE variance':>15s} {'SD/SE mse':>10s}")
     results, t0 = [], time.perf_counter()
     for name in names:
+        cls = registry[name]
+        modes = [False, True] if args.before_after and cls.stateful else [cls.stateful]
         for key, options in TASKS.items():
             task = key.split("#")[0]
-            r = calibrate(name, task, options, args.seeds, args.samples)
-            if r is None:
-                continue
-            results.append(r)
-            label = f"{task} {options}" if options else task
-            print(f"{name:28s} {label:34s} {r['variance_ratio']:15.2f} {r['mse_ratio']:10.2f}", flush=True)
+            for stateful in modes:
+                original, cls.stateful = cls.stateful, stateful
+                try:
+                    r = calibrate(name, task, options, args.seeds, args.samples)
+                finally:
+                    cls.stateful = original
+                if r is None:
+                    continue
+                r["streams"] = GROUPS if stateful else 1
+                results.append(r)
+                label = f"{task} {options}" if options else task
+                print(
+                    f"{name:28s} {r['streams']:<8d} {label:40s} {r['variance_ratio']:15.2f} {r['mse_ratio']:10.2f}",
+                    flush=True,
+                )
     print(f"# {time.perf_counter() - t0:.0f} s")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
