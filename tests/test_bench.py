@@ -230,3 +230,9 @@ def test_sweep_scaling_times_the_same_grid_for_each_worker_count():
     assert rows[0]["cells"] == rows[1]["cells"] == 2 + 4  # reinforce once per seed, gumbel per τ and seed
     assert rows[0]["speedup"] == 1.0 and rows[1]["speedup"] == rows[0]["seconds"] / rows[1]["seconds"]
     assert sweep_scaling_table(rows).row_count == 2
+
+
+def test_low_precision_bench_runs_and_records_the_dtype():
+    (row,), _ = run_benchmark(BenchConfig(**{**QUICK, "repeats": 1}, estimators=("st-gumbel",), dtype="bfloat16"))
+    assert row["dtype"] == "bfloat16" and 0.0 <= row["nonfinite_fraction"] <= 1.0
+    assert math.isfinite(row["ours_cell_per_sec"]) and row["ours_cell_per_sec"] > 0
