@@ -210,6 +210,7 @@ class Estimator:
     unbiased: ClassVar[bool]
     needs_relaxation: ClassVar[bool] = False
     binary_only: ClassVar[bool] = False
+    uses_exact_gradient: ClassVar[bool] = False  # reads problem.exact_grad (the reference estimator ``exact``)
     params: ClassVar[tuple[Param, ...]] = ()
 
     def __init__(self, **hparams: Any) -> None:

@@ -127,30 +127,31 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def run_cell(
-    spec: CellSpec, on_progress: Callable[[int], None] | None = None, details: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    """Measure one cell and return its CSV row (see :data:`gradbench.results.COLUMNS`).
-
-    ``details``, when given, receives what the row does not hold (used by ``gradbench check``): ``exact_grad``
-    (g*, P), ``mean_dev`` (ĝ − g*, P) and ``component_var`` (s_j², P), float64 CPU tensors.
-    """
-    cell = prepare(spec)
-    problem, estimator = cell.problem, cell.estimator
+def measure(
+    problem: Problem,
+    estimator: Estimator,
+    seed: int,
+    n: int,
+    block: int,
+    chunk_blocks: int,
+    on_progress: Callable[[int], None] | None = None,
+) -> tuple[GroupedMoments, float]:
+    """Draw ``n`` estimates at ``problem`` (blocks of ``block``, ``chunk_blocks`` blocks per call) and fold their
+    deviations from g* into streaming moments: (moments, seconds spent estimating). Calls ``estimator.setup`` first
+    (not timed). Shared by ``run``/``sweep``/``check`` (through :func:`run_cell`) and ``train``'s evaluations."""
     device = problem.theta.device
-    D, K = cell.task.D, cell.task.K
+    D, K = problem.theta.shape
     exact_flat = problem.exact_grad.reshape(-1)  # P, float64
     moments = GroupedMoments(D * K, GROUPS, device)
-    n, block = spec.n_samples, cell.block_size
     n_blocks = math.ceil(n / block)
-    estimator.setup(problem, spec.seed)  # one-off preparation (e.g. training a control variate): not timed
+    estimator.setup(problem, seed)  # one-off preparation (e.g. training a control variate): not timed
     seconds = 0.0
-    for first in range(0, n_blocks, cell.chunk_blocks):
-        last = min(first + cell.chunk_blocks, n_blocks)
+    for first in range(0, n_blocks, chunk_blocks):
+        last = min(first + chunk_blocks, n_blocks)
         sizes = [min(block, n - b * block) for b in range(first, last)]
         _synchronize(device)
         t0 = time.perf_counter()
-        rng = BlockRng(spec.seed, first, sizes, device)
+        rng = BlockRng(seed, first, sizes, device)
         estimates = estimator.estimate(problem, rng)  # n_chunk x D x K
         _synchronize(device)
         seconds += time.perf_counter() - t0
@@ -165,6 +166,24 @@ def run_cell(
             start += size
         if on_progress is not None:
             on_progress(rng.n)
+    return moments, seconds
+
+
+def run_cell(
+    spec: CellSpec, on_progress: Callable[[int], None] | None = None, details: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Measure one cell and return its CSV row (see :data:`gradbench.results.COLUMNS`).
+
+    ``details``, when given, receives what the row does not hold (used by ``gradbench check``): ``exact_grad``
+    (g*, P), ``mean_dev`` (ĝ − g*, P) and ``component_var`` (s_j², P), float64 CPU tensors.
+    """
+    cell = prepare(spec)
+    problem, estimator = cell.problem, cell.estimator
+    device = problem.theta.device
+    D, K = cell.task.D, cell.task.K
+    exact_flat = problem.exact_grad.reshape(-1)  # P, float64
+    n = spec.n_samples
+    moments, seconds = measure(problem, estimator, spec.seed, n, cell.block_size, cell.chunk_blocks, on_progress)
     metrics = compute_metrics(moments, exact_flat, torch.finfo(problem.theta.dtype).eps, abs(problem.exact_value))
     if math.isnan(metrics.variance):
         raise GradbenchError(f"estimator {estimator.name!r} produced NaN estimates on task {cell.task.describe()}")
