@@ -381,7 +381,7 @@ def train_run(spec: RunSpec, on_step: Callable[[int], None] | None = None) -> li
 
     import gradbench
     from gradbench.rng import BlockRng, block_seed, block_size_for
-    from gradbench.runner import CHUNK_ELEMENTS, DTYPES, build_estimator, build_task, measure
+    from gradbench.runner import CHUNK_ELEMENTS, DTYPES, PreparedCell, build_estimator, build_task, measure
     from gradbench.stats import compute_metrics
 
     s = spec.settings
@@ -413,9 +413,8 @@ def train_run(spec: RunSpec, on_step: Callable[[int], None] | None = None) -> li
             evaluator = build_estimator(spec.estimator, {**est_params, **({"tau": tau_now} if tau0 else {})})
             P = problem.theta.numel()
             block = block_size_for(P)
-            chunk_blocks = max(1, CHUNK_ELEMENTS // (P * block))
-            eval_seed = block_seed(spec.seed, EVAL_STREAM + step)
-            moments, _ = measure(problem, evaluator, eval_seed, s.eval_samples, block, chunk_blocks)
+            cell = PreparedCell(None, problem.task, evaluator, problem, block, max(1, CHUNK_ELEMENTS // (P * block)))
+            moments, _ = measure(cell, block_seed(spec.seed, EVAL_STREAM + step), s.eval_samples)
             exact_flat = problem.exact_grad.reshape(-1)
             eps = torch.finfo(dtype).eps
             metrics = vars(compute_metrics(moments, exact_flat, eps, abs(problem.exact_value)))
