@@ -279,8 +279,15 @@ def plot(
     from gradbench.summary import best_by_tau, summary_markdown, summary_table
 
     fmts, panels = parse_formats(formats), parse_metrics(metrics)
-    df = load_results(csv_file)
     out = out if out is not None else csv_file.with_name(csv_file.stem + "-figures")
+    if _is_train_csv(csv_file):  # training curves: their own module
+        from gradbench.plots_train import plot_training
+
+        check_out_dir(out)
+        for path in plot_training(csv_file, out, fmts):
+            _console().print(f"wrote {path}", highlight=False)
+        return
+    df = load_results(csv_file)
     check_out_dir(out)
     files, agg = plot_results(df, out, fmts, panels)
     best = best_by_tau(agg)
@@ -396,6 +403,14 @@ def train(
     )
     console.print(f"plot it:  gradbench plot {out}", highlight=False)
     return 1 if outcome.failed else 0
+
+
+def _is_train_csv(path: Path) -> bool:
+    """A ``gradbench train`` CSV (told apart from run/sweep results by its header)."""
+    from gradbench.results import read_header
+    from gradbench.train import TRAIN_COLUMNS
+
+    return path.is_file() and tuple(read_header(path) or ()) == TRAIN_COLUMNS
 
 
 DEFAULT_BASELINE = Path("results") / "baseline.csv"
