@@ -200,3 +200,22 @@ def test_model_training_lowers_the_held_out_negative_elbo():
     assert last["objective"] < first["objective"] - 1.0  # nats per held-out image
     assert first["nll"] <= first["objective"] and last["nll"] <= last["objective"]  # −log p(x) ≤ −ELBO
     assert last["variance"] == 0.0 and last["D"] == 8 * 8
+
+
+def test_plot_recognises_a_train_csv_and_draws_curves_and_quality(tmp_path, cli):
+    from gradbench.plots_train import band
+
+    out = tmp_path / "t.csv"
+    assert cli("train", "-e", "reinforce,gumbel", "--steps", 6, "--eval-every", 3, "--eval-samples", 32, "--seeds", 2,
+               "--workers", 1, "-o", out).exit_code == 0  # fmt: skip
+    result = cli("plot", out, "-o", tmp_path / "fig")
+    assert result.exit_code == 0, result.output
+    names = sorted(p.name for p in (tmp_path / "fig").iterdir())
+    assert names == ["bernoulli-curves.png", "bernoulli-quality.png"]
+    # The band: mean over seeds ± t(0.975, n − 1)·sd/√n (two seeds: t = 12.71).
+    import pandas as pd
+
+    df = pd.DataFrame({"step": [0, 0, 1, 1], "objective": [1.0, 3.0, 2.0, 2.0], "seed": [0, 1, 0, 1]})
+    b = band(df, "step", "objective")
+    assert list(b["mean"]) == [2.0, 2.0]
+    assert b["half"].iloc[0] == pytest.approx(12.71 * math.sqrt(2) / math.sqrt(2)) and b["half"].iloc[1] == 0.0
