@@ -20,23 +20,29 @@ from rich.table import Table
 from gradbench.sweep import Grid, GridCell, Listener, Skip, SweepOutcome
 
 
+def _bar_with_eta(console: Console, *count_columns) -> Progress:
+    """Spinner, bar, the given count columns, elapsed time, ETA and the description (sweep's and train's display)."""
+    return Progress(
+        SpinnerColumn(),
+        BarColumn(),
+        *count_columns,
+        TimeElapsedColumn(),
+        TextColumn("• ETA"),
+        TimeRemainingColumn(),
+        TextColumn("• {task.description}"),
+        console=console,
+        transient=False,
+    )
+
+
 class SweepProgress(Listener):
     """Overall bar (weighted by each cell's estimated cost, so the ETA is not fooled by cheap cells), done/total
     cells, elapsed, ETA, and the cell(s) in flight. Use as a context manager."""
 
     def __init__(self, console: Console, workers: int):
         self.workers = workers
-        self.progress = Progress(
-            SpinnerColumn(),
-            BarColumn(),
-            TextColumn("{task.fields[done]}/{task.fields[todo]} cells"),
-            TextColumn("•"),
-            TimeElapsedColumn(),
-            TextColumn("• ETA"),
-            TimeRemainingColumn(),
-            TextColumn("• {task.description}"),
-            console=console,
-            transient=False,
+        self.progress = _bar_with_eta(
+            console, TextColumn("{task.fields[done]}/{task.fields[todo]} cells"), TextColumn("•")
         )
         self.bar = None
         self.in_flight: dict[int, GridCell] = {}
@@ -124,18 +130,7 @@ class TrainProgress:
     flight. Implements :class:`gradbench.train.TrainListener`; use as a context manager."""
 
     def __init__(self, console: Console):
-        self.progress = Progress(
-            SpinnerColumn(),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("steps •"),
-            TimeElapsedColumn(),
-            TextColumn("• ETA"),
-            TimeRemainingColumn(),
-            TextColumn("• {task.description}"),
-            console=console,
-            transient=False,
-        )
+        self.progress = _bar_with_eta(console, MofNCompleteColumn(), TextColumn("steps •"))
         self.bar = None
         self.in_flight: dict[int, str] = {}
 
