@@ -12,7 +12,7 @@ from gradbench.errors import GradbenchError
 from gradbench.registry import ESTIMATORS as REGISTRY
 from gradbench.rng import BlockRng
 from gradbench.runner import CellSpec, prepare, run_cell
-from tests.helpers import ESTIMATORS, TASKS, compatible_pairs, default_hparams, run, test_options, without_timing
+from tests.helpers import ESTIMATORS, TASKS, compatible_pairs, default_hparams, run, small_task_options, without_timing
 
 PAIRS = compatible_pairs()
 ALPHA = 1e-3  # level of the unbiasedness test (fixed seeds: a failure is a real, reproducible finding)
@@ -24,7 +24,7 @@ def estimates_for(task_name: str, estimator_name: str, n: int, seed: int = 0, fi
         CellSpec(
             task=task_name,
             estimator=estimator_name,
-            task_params=test_options(task_name),
+            task_params=small_task_options(task_name),
             estimator_params=default_hparams(ESTIMATORS[estimator_name]),
             n_samples=n,
         )
@@ -59,7 +59,7 @@ def test_metrics_do_not_depend_on_chunk_size(estimator, task):
         CellSpec(
             task=task,
             estimator=estimator,
-            task_params=test_options(task),
+            task_params=small_task_options(task),
             estimator_params=default_hparams(ESTIMATORS[estimator]),
             n_samples=n,
         )
