@@ -158,15 +158,15 @@ def _run_stream(
     moments: GroupedMoments,
     exact_flat: torch.Tensor,
     on_progress: Callable[[int], None] | None,
-) -> tuple[float, int]:
-    """Draw one stream's estimates chunk by chunk into ``moments``; returns the seconds spent estimating and the
-    number of non-finite estimates left out."""
+) -> float:
+    """Draw one stream's estimates chunk by chunk into ``moments`` (which counts the non-finite ones it leaves
+    out); returns the seconds spent estimating."""
     problem = cell.problem
     device = problem.theta.device
     D, K = cell.task.D, cell.task.K
     n, block = stream.n, cell.block_size
     n_blocks = math.ceil(n / block)
-    seconds, nonfinite = 0.0, 0
+    seconds = 0.0
     for first in range(0, n_blocks, cell.chunk_blocks):
         last = min(first + cell.chunk_blocks, n_blocks)
         sizes = [min(block, n - b * block) for b in range(first, last)]
@@ -182,15 +182,38 @@ def _run_stream(
             )
         flat = estimates.reshape(rng.n, D * K)  # n_chunk x P, the estimator's dtype (a view when contiguous)
         if stream.group is not None:
-            nonfinite += moments.update_group(flat, stream.group, offset=exact_flat)
+            moments.update_group(flat, stream.group, offset=exact_flat)
         else:
             start = 0
             for b, size in zip(range(first, last), sizes, strict=True):
-                nonfinite += moments.update(flat[start : start + size], b * block, offset=exact_flat)  # of g − g*
+                moments.update(flat[start : start + size], b * block, offset=exact_flat)  # moments of g − g*
                 start += size
         if on_progress is not None:
             on_progress(rng.n)
-    return seconds, nonfinite
+    return seconds
+
+
+def measure(
+    cell: PreparedCell, seed: int, n: int, on_progress: Callable[[int], None] | None = None
+) -> tuple[GroupedMoments, float]:
+    """Draw ``n`` estimates of ``cell.estimator`` at ``cell.problem`` and fold their deviations from g* into
+    streaming moments: (moments, seconds spent estimating). Calls ``setup`` first (not timed). Shared by
+    ``run``/``sweep``/``check`` (through :func:`run_cell`) and by ``train``'s evaluations (with a cell built around
+    the problem at the current parameters)."""
+    problem, estimator = cell.problem, cell.estimator
+    D, K = problem.theta.shape
+    exact_flat = problem.exact_grad.reshape(-1)  # P, float64
+    moments = GroupedMoments(D * K, GROUPS, problem.theta.device)
+    streams = cell_streams(seed, n, estimator.stateful)
+    fresh = copy.deepcopy(estimator) if estimator.stateful else None  # each stream starts from a fresh copy
+    estimator.setup(problem, seed)  # one-off preparation (e.g. training a control variate): not timed
+    seconds = 0.0
+    for stream in streams:
+        if stream.group is not None and stream.group > 0:
+            estimator = copy.deepcopy(fresh)
+            estimator.setup(problem, seed)
+        seconds += _run_stream(cell, estimator, stream, moments, exact_flat, on_progress)
+    return moments, seconds
 
 
 def run_cell(
@@ -206,19 +229,9 @@ def run_cell(
     device = problem.theta.device
     D, K = cell.task.D, cell.task.K
     exact_flat = problem.exact_grad.reshape(-1)  # P, float64
-    moments = GroupedMoments(D * K, GROUPS, device)
-    streams = cell_streams(spec.seed, spec.n_samples, estimator.stateful)
-    fresh = copy.deepcopy(estimator) if estimator.stateful else None  # each stream starts from a fresh copy
-    estimator.setup(problem, spec.seed)  # one-off preparation (e.g. training a control variate): not timed
-    seconds, nonfinite = 0.0, 0  # nonfinite: estimates with a NaN or ±inf component, left out of the statistics
-    for stream in streams:
-        if stream.group is not None and stream.group > 0:
-            estimator = copy.deepcopy(fresh)
-            estimator.setup(problem, spec.seed)
-        stream_seconds, stream_nonfinite = _run_stream(cell, estimator, stream, moments, exact_flat, on_progress)
-        seconds += stream_seconds
-        nonfinite += stream_nonfinite
     n = spec.n_samples
+    moments, seconds = measure(cell, spec.seed, n, on_progress)
+    nonfinite = moments.nonfinite  # estimates with a NaN or ±inf component, left out of the statistics
     if n - nonfinite >= 2:
         metrics = compute_metrics(moments, exact_flat, torch.finfo(problem.theta.dtype).eps, abs(problem.exact_value))
     else:  # fewer than two finite estimates: nothing to measure, but the row says so (nonfinite_fraction)

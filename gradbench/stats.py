@@ -35,6 +35,7 @@ class GroupedMoments:
         self.m2 = torch.zeros(groups, n_params, dtype=torch.float64, device=device)  # G x P
         self._common_count: float | None = 0.0  # every group's count while they are all equal (a fast path)
         self._work: torch.Tensor | None = None  # float64 scratch space for a block, reused (no page faults)
+        self.nonfinite = 0  # rows left out so far because they held a NaN or ±inf
 
     def _merge(self, count: torch.Tensor, mean: torch.Tensor, m2: torch.Tensor) -> None:
         """Chan's update with per-group (count G, mean G x P, M2 G x P); groups with count 0 are untouched."""
@@ -58,6 +59,13 @@ class GroupedMoments:
         self._common_count = old + count
 
     def update(self, x: torch.Tensor, start: int, offset: torch.Tensor | None = None) -> int:
+        """Add the finite rows of x (see :meth:`_update`); the count left out is returned and added to
+        :attr:`nonfinite`."""
+        dropped = self._update(x, start, offset)
+        self.nonfinite += dropped
+        return dropped
+
+    def _update(self, x: torch.Tensor, start: int, offset: torch.Tensor | None = None) -> int:
         """Add the finite rows of x (L x P, any float dtype) holding estimates start .. start + L − 1; return the
         number of rows left out because they hold a NaN or ±inf (an estimate is finite when all its P components
         are). Detecting them costs nothing on the usual path: a non-finite entry makes the block's Σ(x − s)²
@@ -119,9 +127,16 @@ class GroupedMoments:
         dropped = int(x.shape[0] - int(keep.sum()))
         if dropped == 0:
             return None
-        return dropped + self.update(x[keep], start, offset)
+        return dropped + self._update(x[keep], start, offset)
 
     def update_group(self, x: torch.Tensor, group: int, offset: torch.Tensor | None = None) -> int:
+        """Add every finite row of x to group ``group`` (see :meth:`_update_group`); the count left out is returned
+        and added to :attr:`nonfinite`."""
+        dropped = self._update_group(x, group, offset)
+        self.nonfinite += dropped
+        return dropped
+
+    def _update_group(self, x: torch.Tensor, group: int, offset: torch.Tensor | None = None) -> int:
         """Add every finite row of x (L x P, any float dtype) to replicate group ``group``: the moments of
         x − ``offset``; return the number of rows left out for a NaN or ±inf (as :meth:`update`).
 
@@ -133,7 +148,7 @@ class GroupedMoments:
             return 0
         if not bool(torch.isfinite(x).all()):  # rare: one pass to find the non-finite rows
             keep = torch.isfinite(x.reshape(L, -1)).all(1)  # L
-            return L - int(keep.sum()) + self.update_group(x[keep], group, offset)
+            return L - int(keep.sum()) + self._update_group(x[keep], group, offset)
         if self._work is None or self._work.numel() < x.numel() or self._work.device != x.device:
             self._work = torch.empty(x.numel(), dtype=torch.float64, device=x.device)
         shifted = self._work[: x.numel()].view(L, -1)  # L x P
