@@ -30,9 +30,9 @@ SAMPLES = 10_000
 def run_sweeps() -> None:
     from gradbench.cli import app
 
-    for i, dtype in enumerate(DTYPES):
+    for dtype in DTYPES:  # --resume: an interrupted run goes on where it stopped (delete the CSV to start afresh)
         args = ["sweep", "--tasks", "quadratic", "--taus", TAUS, "--seeds", "1", "--samples", str(SAMPLES)]
-        args += ["--dtype", dtype, "--out", str(CSV), "--overwrite" if i == 0 else "--resume"]
+        args += ["--dtype", dtype, "--out", str(CSV)] + (["--resume"] if CSV.exists() else [])
         try:
             app(args, standalone_mode=False)
         except SystemExit as exc:  # pragma: no cover - a failed cell

@@ -417,7 +417,10 @@ def train_run(spec: RunSpec, on_step: Callable[[int], None] | None = None) -> li
             moments, _ = measure(cell, block_seed(spec.seed, EVAL_STREAM + step), s.eval_samples)
             exact_flat = problem.exact_grad.reshape(-1)
             eps = torch.finfo(dtype).eps
-            metrics = vars(compute_metrics(moments, exact_flat, eps, abs(problem.exact_value)))
+            metrics = {
+                **vars(compute_metrics(moments, exact_flat, eps, abs(problem.exact_value))),
+                "nonfinite_fraction": moments.nonfinite / s.eval_samples,  # left out of the metrics (as in run)
+            }
         eval_seconds += time.perf_counter() - t0
         rows.append(
             {

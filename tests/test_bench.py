@@ -162,9 +162,9 @@ BAD_INPUT = [
 @pytest.mark.parametrize(("args", "fragments"), BAD_INPUT)
 def test_bad_input_is_one_line_and_touches_no_file(args, fragments, tmp_path):
     """Issue 16: validate first. A missing --out stays missing, an existing throughput CSV keeps its bytes."""
-    result = CliRunner().invoke(app, ["bench", *args, "--out", str(tmp_path / "t.csv")])
+    result = CliRunner().invoke(app, ["bench", *args, "--out", str(tmp_path / "new" / "sub" / "t.csv")])
     assert_one_line_error(result, *fragments)
-    assert not (tmp_path / "t.csv").exists()
+    assert not (tmp_path / "new").exists()  # not even the folder (the old code created it before validating)
     existing = tmp_path / "old.csv"
     existing.write_text(",".join(COLUMNS) + "\n")
     before = existing.read_bytes(), existing.stat().st_mtime_ns
