@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 import gradbench
+from gradbench import contract
 from gradbench.core import Estimator, Problem, Task, format_params
 from gradbench.errors import GradbenchError
 from gradbench.exact import exact_gradient
@@ -81,7 +82,11 @@ def cached_exact_gradient(task: Task) -> tuple[float, torch.Tensor]:
 
 
 def build_task(name: str, params: dict[str, Any]) -> Task:
-    return get_task(name)(**params)
+    """Instantiate and validate a task (:func:`gradbench.contract.validate_task`)."""
+    cls = get_task(name)
+    task = contract.guarded((), cls, "__init__", lambda: cls(**params))
+    contract.validate_task(task)
+    return task
 
 
 def build_estimator(name: str, params: dict[str, Any]) -> Estimator:
@@ -90,7 +95,7 @@ def build_estimator(name: str, params: dict[str, Any]) -> Estimator:
         raise GradbenchError(f"estimator {name!r} has no temperature; drop --tau")
     if not cls.has_tau():
         params = {k: v for k, v in params.items() if k != "tau"}
-    return cls(**params)
+    return contract.guarded((), cls, "__init__", lambda: cls(**params))
 
 
 def prepare(spec: CellSpec) -> PreparedCell:
@@ -104,10 +109,10 @@ def prepare(spec: CellSpec) -> PreparedCell:
     device = resolve_device(spec.device)
     task = build_task(spec.task, spec.task_params)
     estimator = build_estimator(spec.estimator, spec.estimator_params)
-    reason = estimator.incompatibility(task)
+    reason = contract.call(estimator, "incompatibility", task)
     if reason:
         raise GradbenchError(reason)
-    value, grad = cached_exact_gradient(task)
+    value, grad = contract.guarded((task,), task, "f", lambda: cached_exact_gradient(task))
     dtype = DTYPES[spec.dtype]
     theta = task.initial_logits().to(device=device, dtype=dtype)
     problem = Problem(task=task, theta=theta, exact_grad=grad.to(device), exact_value=value)
@@ -143,7 +148,8 @@ def run_cell(
     moments = GroupedMoments(D * K, GROUPS, device)
     n, block = spec.n_samples, cell.block_size
     n_blocks = math.ceil(n / block)
-    estimator.setup(problem, spec.seed)  # one-off preparation (e.g. training a control variate): not timed
+    suspects = (estimator, cell.task)
+    contract.call(estimator, "setup", problem, spec.seed, suspects=suspects)  # one-off (e.g. training a CV): not timed
     seconds = 0.0
     for first in range(0, n_blocks, cell.chunk_blocks):
         last = min(first + cell.chunk_blocks, n_blocks)
@@ -151,13 +157,10 @@ def run_cell(
         _synchronize(device)
         t0 = time.perf_counter()
         rng = BlockRng(spec.seed, first, sizes, device)
-        estimates = estimator.estimate(problem, rng)  # n_chunk x D x K
+        estimates = contract.call(estimator, "estimate", problem, rng, suspects=suspects)  # n_chunk x D x K
         _synchronize(device)
         seconds += time.perf_counter() - t0
-        if estimates.shape != (rng.n, D, K):
-            raise GradbenchError(
-                f"estimator {estimator.name!r} returned shape {tuple(estimates.shape)}, expected {(rng.n, D, K)}"
-            )
+        contract.check_estimates(estimator, estimates, rng.n, problem.theta)
         flat = estimates.reshape(rng.n, D * K)  # n_chunk x P, the estimator's dtype (a view when contiguous)
         start = 0
         for b, size in zip(range(first, last), sizes, strict=True):
@@ -180,7 +183,9 @@ def run_cell(
         "tau": estimator.config.get("tau", ""),
         "seed": spec.seed,
         "n_samples": n,
-        "draws_per_estimate": estimator.draws_per_estimate,
+        "draws_per_estimate": contract.guarded(
+            suspects, estimator, "draws_per_estimate", lambda: estimator.draws_per_estimate
+        ),
         "D": D,
         "K": K,
         "exact_value": problem.exact_value,
