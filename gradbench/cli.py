@@ -10,7 +10,7 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -524,6 +524,63 @@ def _update_baseline(path: Path, settings) -> None:
     )
     for note in notes:
         console.print(f"note: {note}", markup=False, highlight=False)
+
+
+@app.command()
+def audit(
+    name: Annotated[str, typer.Argument(help="Estimator or task to audit (a plug-in's, a surrogate's or a built-in).")],
+    plugin: PluginOpt = None,
+    surrogate: SurrogateOpt = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="estimator or task (default: looked up).")] = None,
+    est_opt: Annotated[
+        list[str] | None, typer.Option("--est-opt", help="Estimator hyper-parameter KEY=VALUE (repeatable).")
+    ] = None,
+    tau: Annotated[float | None, typer.Option("--tau", help="Temperature τ of the audited estimator.")] = None,
+    task_opt: Annotated[list[str] | None, typer.Option("--task-opt", help="Option of the audited task.")] = None,
+    tasks: Annotated[
+        str | None, typer.Option("--tasks", "-t", help="Comma list of tasks to test an estimator on (default: all).")
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", "-n", help="f evaluations per bias-test cell.")] = 200_000,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="False-fail rate of the bias test (Holm across cells).")
+    ] = 0.01,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bias test.")] = 11,
+    fmt: Annotated[str, typer.Option("--format", help="table, markdown or json.")] = "table",
+) -> None:
+    """Run the contract battery on an estimator or task: one PASS/FAIL/SKIP row per property, exit 1 on a FAIL."""
+    from gradbench import api
+    from gradbench.audit_report import render_json, render_markdown, render_rich
+
+    if fmt not in ("table", "markdown", "json"):
+        raise GradbenchError(f"--format must be table, markdown or json, got {fmt!r}")
+    load_plugins(plugin, surrogate)
+    set_threads(1)
+    est_opts: dict[str, Any] = dict(parse_key_values(est_opt, "--est-opt"))
+    if tau is not None:
+        est_opts["tau"] = tau
+    status = _console(stderr=True)
+    with status.status("auditing") as spinner:
+        report = api.audit(
+            name,
+            kind=kind,
+            est_opts=est_opts,
+            task_opts=parse_key_values(task_opt, "--task-opt"),
+            tasks=[t.strip() for t in tasks.split(",")] if tasks else None,
+            samples=samples,
+            alpha=alpha,
+            seed=seed,
+            plugins=[str(p) for p in plugin or []],
+            surrogates=list(surrogate or []),
+            progress=lambda what: spinner.update(f"auditing {name}: {what}"),
+        )
+    if fmt == "json":
+        print(render_json(report))
+    elif fmt == "markdown":
+        print(render_markdown(report))
+    else:
+        render_rich(report, _console())
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 @app.command("list")

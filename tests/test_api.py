@@ -54,7 +54,11 @@ def test_sweep_returns_a_dataframe_with_one_row_per_cell_and_the_skipped_cells()
     assert gradbench.sweep.parse_seeds("2") == [0, 1]  # the module stays usable
 
 
-def test_load_plugin_takes_a_module_and_class_spec():
+def test_load_plugin_takes_a_module_and_class_spec(monkeypatch):
+    from gradbench.registry import ESTIMATORS
+
+    monkeypatch.setitem(ESTIMATORS, "chatty", None)  # undone after the test: the name is free again
+    del ESTIMATORS["chatty"]
     gradbench.load_plugin("tests.plugins.chatty:Chatty")
     assert gradbench.run("chatty", samples=10)["variance"] == 0
 
