@@ -199,7 +199,8 @@ def declarations(estimator: str, est_params: dict | None = None) -> Verdict:
     return Verdict(
         "declarations",
         PASS,
-        f"flags declared (unbiased={cls.unbiased}); {probes} out-of-range/unknown hyper-parameter values refused",
+        f"flags declared (unbiased={cls.unbiased}); refuses {probes} bad hyper-parameter value(s) (outside a "
+        "declared range, unknown name)",
         {"probes": probes},
     )
 

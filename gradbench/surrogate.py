@@ -87,8 +87,15 @@ class SurrogateEstimator(Estimator):
     surrogate: Surrogate
     family = "surrogate"
 
+    independent_rows: bool | None = None
+    """None: probe at setup; True: trusted (no probe; e.g. a peer library that draws from the global RNG, where the
+    probe cannot replay a row's randomness); False: always one call per estimate."""
+
     def setup(self, problem: Problem, seed: int) -> None:
         self._seed = seed
+        if self.independent_rows is not None:
+            self.loop = not self.independent_rows
+            return
         self.loop = not self._rows_independent(problem, seed)
         if self.loop:
             warnings.warn(
@@ -130,6 +137,7 @@ def surrogate_estimator(
     summary: str | None = None,
     params: tuple[Param, ...] = (),
     draws_per_estimate: int = 1,
+    independent_rows: bool | None = None,
 ) -> type[SurrogateEstimator]:
     """An :class:`Estimator` class named ``name`` whose estimates are ∂L_i/∂θ of ``surrogate`` (not registered;
     see :func:`gradbench.api.register_surrogate`). Declared hyper-parameters arrive as keyword arguments of the
@@ -150,6 +158,7 @@ def surrogate_estimator(
         "params": tuple(params),
         "surrogate": call,
         "draws_per_estimate": property(lambda self: draws_per_estimate),
+        "independent_rows": independent_rows,
         "__doc__": doc,
         "__module__": getattr(surrogate, "__module__", __name__),
     }
@@ -160,8 +169,9 @@ def register_cli_surrogate(spec: str) -> str:
     """``--surrogate pkg.mod:fn`` or ``file.py:fn`` (optionally ``=NAME``): register the function as an estimator.
 
     Declarations come from attributes of the function when present (``fn.unbiased``, ``fn.needs_relaxation``,
-    ``fn.binary_only``); without ``fn.unbiased`` the estimator is declared biased (nothing is claimed). Returns
-    the estimator's name (NAME, else the function's name with ``_`` as ``-``).
+    ``fn.binary_only``, ``fn.draws_per_estimate``, ``fn.independent_rows``); without ``fn.unbiased`` the estimator
+    is declared biased (nothing is claimed). Returns the estimator's name (NAME, else the function's name with
+    ``_`` as ``-``).
     """
     from gradbench.registry import ESTIMATORS, load_plugin, register_estimator, resolve_object
 
@@ -188,6 +198,7 @@ def register_cli_surrogate(spec: str) -> str:
         needs_relaxation=bool(getattr(fn, "needs_relaxation", False)),
         binary_only=bool(getattr(fn, "binary_only", False)),
         draws_per_estimate=int(getattr(fn, "draws_per_estimate", 1)),
+        independent_rows=getattr(fn, "independent_rows", None),
     )
     cls.surrogate_function = fn  # type: ignore[attr-defined]
     if old is not None:

@@ -10,7 +10,7 @@ import pytest
 
 import gradbench
 from gradbench.results import COLUMNS
-from tests.helpers import assert_one_line_error, run, without_timing
+from tests.helpers import assert_one_line_error, registry_snapshot, run, without_timing
 
 
 def test_import_gradbench_loads_neither_torch_nor_pandas():
@@ -54,13 +54,13 @@ def test_sweep_returns_a_dataframe_with_one_row_per_cell_and_the_skipped_cells()
     assert gradbench.sweep.parse_seeds("2") == [0, 1]  # the module stays usable
 
 
-def test_load_plugin_takes_a_module_and_class_spec(monkeypatch):
+def test_load_plugin_takes_a_module_and_class_spec():
     from gradbench.registry import ESTIMATORS
 
-    monkeypatch.setitem(ESTIMATORS, "chatty", None)  # undone after the test: the name is free again
-    del ESTIMATORS["chatty"]
-    gradbench.load_plugin("tests.plugins.chatty:Chatty")
-    assert gradbench.run("chatty", samples=10)["variance"] == 0
+    with registry_snapshot():
+        ESTIMATORS.pop("chatty", None)
+        gradbench.load_plugin("tests.plugins.chatty:Chatty")
+        assert gradbench.run("chatty", samples=10)["variance"] == 0
 
 
 def test_cli_run_json_prints_the_row_and_appends_json_lines(cli, tmp_path):

@@ -13,7 +13,14 @@ import gradbench
 from gradbench import battery
 from gradbench.estimators.reinforce import one_hot
 from gradbench.registry import ESTIMATORS, TASKS
-from tests.helpers import assert_one_line_error
+from tests.helpers import assert_one_line_error, registry_snapshot
+
+
+@pytest.fixture(autouse=True)
+def isolated_registry():
+    with registry_snapshot():
+        yield
+
 
 FAST = {"tasks": ["sum-target"], "samples": 20_000, "processes": False}
 

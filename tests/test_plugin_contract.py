@@ -14,7 +14,7 @@ import gradbench
 from gradbench.contract import PluginError
 from gradbench.registry import ESTIMATORS, TASKS
 from gradbench.runner import CellSpec, prepare, run_cell
-from tests.helpers import assert_one_line_error
+from tests.helpers import assert_one_line_error, registry_snapshot
 
 PLUGINS = Path(__file__).parent / "plugins"
 HERE = "tests/test_plugin_contract.py"
@@ -266,6 +266,12 @@ def test_the_good_plug_ins_and_every_built_in_pass_the_up_front_checks(monkeypat
     assert run_cell(CellSpec(task=GoodTask.name, estimator=GoodEstimator.name, n_samples=64))["variance"] == 0
     for name in gradbench.registry.all_tasks():
         prepare(CellSpec(task=name, estimator="reinforce", n_samples=10))
+
+
+@pytest.fixture(autouse=True)
+def isolated_registry():
+    with registry_snapshot():
+        yield
 
 
 def test_cli_prints_one_line_and_debug_shows_the_traceback(cli, tmp_path):

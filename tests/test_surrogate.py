@@ -14,13 +14,16 @@ from gradbench import battery
 from gradbench.errors import GradbenchError
 from gradbench.registry import ESTIMATORS
 from gradbench.surrogate import RowMixingWarning, surrogate_estimator
+from tests.helpers import registry_snapshot
 
 EXAMPLES = Path(__file__).parents[1] / "docs" / "examples" / "surrogates.py"
 
 
 @pytest.fixture(scope="module", autouse=True)
 def surrogates():
-    gradbench.load_plugin(EXAMPLES)
+    with registry_snapshot():
+        gradbench.load_plugin(EXAMPLES)
+        yield
 
 
 @pytest.mark.parametrize(
