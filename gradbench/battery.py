@@ -98,9 +98,19 @@ class AuditReport:
 # --- helpers ---------------------------------------------------------------------------------------------------
 
 
-def _spec(task: str, estimator: str, est_params: dict, task_params: dict | None = None, **kw):
+TaskRef = str | tuple[str, dict[str, Any]]
+"""A task by name (default options) or as (name, options), e.g. ("vae", {"images": 2}) for small test cells."""
+
+
+def _name(task: TaskRef) -> str:
+    return task if isinstance(task, str) else task[0]
+
+
+def _spec(task: TaskRef, estimator: str, est_params: dict, task_params: dict | None = None, **kw):
     from gradbench.runner import CellSpec
 
+    if not isinstance(task, str):
+        task, task_params = task[0], {**task[1], **(task_params or {})}
     return CellSpec(task=task, estimator=estimator, task_params=task_params or {}, estimator_params=est_params, **kw)
 
 
@@ -109,7 +119,7 @@ def _one_line(exc: BaseException) -> str:
     return text if isinstance(exc, GradbenchError) else f"{type(exc).__name__}: {text}"
 
 
-def compatible_tasks(estimator: str, est_params: dict, tasks: Sequence[str] | None = None) -> tuple[list, list]:
+def compatible_tasks(estimator: str, est_params: dict, tasks: Sequence[TaskRef] | None = None) -> tuple[list, list]:
     """(compatible task names, [(task, reason) skipped]) among ``tasks`` (default: every registered task)."""
     from gradbench.registry import all_tasks
     from gradbench.runner import build_estimator, build_task
@@ -133,7 +143,7 @@ def compatible_tasks(estimator: str, est_params: dict, tasks: Sequence[str] | No
 
 
 def draw_estimates(
-    task: str,
+    task: TaskRef,
     estimator: str,
     est_params: dict,
     n: int,
@@ -205,7 +215,7 @@ def declarations(estimator: str, est_params: dict | None = None) -> Verdict:
     )
 
 
-def contract(estimator: str, est_params: dict, tasks: Sequence[str], n: int = 64, seed: int = 0) -> Verdict:
+def contract(estimator: str, est_params: dict, tasks: Sequence[TaskRef], n: int = 64, seed: int = 0) -> Verdict:
     """Output type, shape, dtype, device, finiteness; θ and g* untouched; on every task in float32 and float64."""
     import torch
 
@@ -223,12 +233,16 @@ def contract(estimator: str, est_params: dict, tasks: Sequence[str], n: int = 64
                 out = cell.estimator.estimate(cell.problem, BlockRng(seed, 0, [n], cell.problem.theta.device))
                 check_estimates(cell.estimator, out, n, cell.problem.theta)
             except Exception as exc:
-                return Verdict("contract", FAIL, f"{task}, {dtype}: {_one_line(exc)}", {"task": task, "dtype": dtype})
+                return Verdict(
+                    "contract", FAIL, f"{_name(task)}, {dtype}: {_one_line(exc)}", {"task": _name(task), "dtype": dtype}
+                )
             if not bool(torch.isfinite(out).all()):
                 bad = int((~torch.isfinite(out)).sum())
-                return Verdict("contract", FAIL, f"{task}, {dtype}: {bad} non-finite values in {n} estimates")
+                return Verdict("contract", FAIL, f"{_name(task)}, {dtype}: {bad} non-finite values in {n} estimates")
             if not torch.equal(cell.problem.theta, theta0) or not torch.equal(cell.problem.exact_grad, grad0):
-                return Verdict("contract", FAIL, f"{task}, {dtype}: estimate() modified problem.theta or exact_grad")
+                return Verdict(
+                    "contract", FAIL, f"{_name(task)}, {dtype}: estimate() modified problem.theta or exact_grad"
+                )
             checked += 1
     return Verdict(
         "contract",
@@ -239,7 +253,7 @@ def contract(estimator: str, est_params: dict, tasks: Sequence[str], n: int = 64
     )
 
 
-def same_seed(estimator: str, est_params: dict, tasks: Sequence[str], n: int = 256) -> Verdict:
+def same_seed(estimator: str, est_params: dict, tasks: Sequence[TaskRef], n: int = 256) -> Verdict:
     """Same seed → identical estimates; another seed → other numbers (unless the estimator is deterministic)."""
     import torch
 
@@ -249,15 +263,17 @@ def same_seed(estimator: str, est_params: dict, tasks: Sequence[str], n: int = 2
         c, _ = draw_estimates(task, estimator, est_params, n, seed=2)
         if not torch.equal(a, b):
             diff = int((a != b).sum())
-            return Verdict("same seed", FAIL, f"{task}: seed 1 twice gave different estimates ({diff} entries differ)")
+            return Verdict(
+                "same seed", FAIL, f"{_name(task)}: seed 1 twice gave different estimates ({diff} entries differ)"
+            )
         if not torch.equal(a, a[:1].expand_as(a)) and torch.equal(a, c):
-            return Verdict("same seed", FAIL, f"{task}: seeds 1 and 2 gave identical random estimates")
+            return Verdict("same seed", FAIL, f"{_name(task)}: seeds 1 and 2 gave identical random estimates")
     return Verdict(
         "same seed", PASS, f"identical estimates for one seed, other numbers for another, {len(tasks)} tasks"
     )
 
 
-def chunk_size(estimator: str, est_params: dict, tasks: Sequence[str], n: int = 5_000, seed: int = 3) -> Verdict:
+def chunk_size(estimator: str, est_params: dict, tasks: Sequence[TaskRef], n: int = 5_000, seed: int = 3) -> Verdict:
     """The metrics row does not depend on the chunk size (1 block, 3 blocks, the default)."""
     from gradbench.runner import prepare, run_cell
 
@@ -274,7 +290,7 @@ def chunk_size(estimator: str, est_params: dict, tasks: Sequence[str], n: int = 
                 return Verdict(
                     "chunk size",
                     FAIL,
-                    f"{task}: chunks of {chunk} change {', '.join(moved[:3])} (e.g. {moved[0]} "
+                    f"{_name(task)}: chunks of {chunk} change {', '.join(moved[:3])} (e.g. {moved[0]} "
                     f"{row[moved[0]]!r} vs {rows[2][moved[0]]!r} with the default chunk)",
                 )
     return Verdict(
@@ -315,7 +331,7 @@ GLOBAL_NAMES = {
 }
 
 
-def global_rng(estimator: str, est_params: dict, tasks: Sequence[str], n: int = 256, seed: int = 5) -> Verdict:
+def global_rng(estimator: str, est_params: dict, tasks: Sequence[TaskRef], n: int = 256, seed: int = 5) -> Verdict:
     """No draw from torch's, numpy's or Python's global generator: their states are untouched by a cell, and
     reseeding them does not change the estimates."""
     import numpy as np
@@ -332,7 +348,7 @@ def global_rng(estimator: str, est_params: dict, tasks: Sequence[str], n: int = 
             return Verdict(
                 "global RNG",
                 FAIL,
-                f"{task}: draws from {' and '.join(used)}; take randomness from rng",
+                f"{_name(task)}: draws from {' and '.join(used)}; take randomness from rng",
                 {"generators": used},
             )
         with torch.random.fork_rng(devices=[]):
@@ -351,7 +367,7 @@ def global_rng(estimator: str, est_params: dict, tasks: Sequence[str], n: int = 
             return Verdict(
                 "global RNG",
                 FAIL,
-                f"{task}: estimates change when the global seeds (torch, numpy, "
+                f"{_name(task)}: estimates change when the global seeds (torch, numpy, "
                 "random) change; take all randomness from rng",
             )
     return Verdict("global RNG", PASS, "torch/numpy/random global states untouched; reseeding them changes nothing")
@@ -360,7 +376,7 @@ def global_rng(estimator: str, est_params: dict, tasks: Sequence[str], n: int = 
 def two_processes(
     estimator: str,
     est_params: dict,
-    task: str,
+    task: TaskRef,
     plugins: Sequence[str] = (),
     surrogates: Sequence[str] = (),
     n: int = 512,
@@ -383,9 +399,12 @@ def two_processes(
         return Verdict(
             "two processes",
             FAIL,
-            f"{task}: seed {seed} gave different estimates in another process (sha256 {mine} here, {there} there)",
+            f"{_name(task)}: seed {seed} gave different estimates in another process (sha256 {mine} here, "
+            f"{there} there)",
         )
-    return Verdict("two processes", PASS, f"{task}: identical estimates in a fresh process (sha256 {mine}, n = {n})")
+    return Verdict(
+        "two processes", PASS, f"{_name(task)}: identical estimates in a fresh process (sha256 {mine}, n = {n})"
+    )
 
 
 def _child(task, estimator, est_params, n, seed, plugins, surrogates) -> str:
@@ -419,7 +438,7 @@ class BiasCell:
 def bias_cells(
     estimator: str,
     est_params: dict,
-    tasks: Sequence[str],
+    tasks: Sequence[TaskRef],
     samples: int = DEFAULT_SAMPLES,
     seed: int = 11,
     alpha: float = DEFAULT_ALPHA,
@@ -670,7 +689,7 @@ def audit(
     kind: str | None = None,
     est_opts: dict[str, Any] | None = None,
     task_opts: dict[str, Any] | None = None,
-    tasks: Sequence[str] | None = None,
+    tasks: Sequence[TaskRef] | None = None,
     samples: int = DEFAULT_SAMPLES,
     alpha: float = DEFAULT_ALPHA,
     seed: int = 11,

@@ -11,7 +11,7 @@ from gradbench.core import Estimator
 from gradbench.errors import GradbenchError
 from gradbench.registry import ESTIMATORS as REGISTRY
 from gradbench.runner import CellSpec, prepare, run_cell
-from tests.helpers import ESTIMATORS, TASKS, compatible_pairs, default_hparams, run
+from tests.helpers import ESTIMATORS, TASKS, compatible_pairs, default_hparams, run, small_task_options
 
 PAIRS = compatible_pairs()
 ALPHA = 1e-3  # level of the unbiasedness test (fixed seeds: a failure is a real, reproducible finding)
@@ -22,34 +22,39 @@ UNBIASED_SAMPLES = 200_000
 # compatible built-in pair, one property at a time.
 
 
+def small(task: str) -> tuple[str, dict]:
+    return task, small_task_options(task)
+
+
 def assert_passes(verdict: battery.Verdict) -> None:
     assert verdict.status == battery.PASS, f"{verdict.property}: {verdict.evidence}"
 
 
 @pytest.mark.parametrize(("estimator", "task"), PAIRS)
 def test_estimate_shape_dtype_and_finiteness(estimator, task):
-    assert_passes(battery.contract(estimator, default_hparams(ESTIMATORS[estimator]), [task]))
+    assert_passes(battery.contract(estimator, default_hparams(ESTIMATORS[estimator]), [small(task)]))
 
 
 @pytest.mark.parametrize(("estimator", "task"), PAIRS)
 def test_same_seed_same_numbers_and_other_seed_other_numbers(estimator, task):
-    assert_passes(battery.same_seed(estimator, default_hparams(ESTIMATORS[estimator]), [task]))
+    assert_passes(battery.same_seed(estimator, default_hparams(ESTIMATORS[estimator]), [small(task)]))
 
 
 @pytest.mark.parametrize(("estimator", "task"), PAIRS)
 def test_metrics_do_not_depend_on_chunk_size(estimator, task):
-    assert_passes(battery.chunk_size(estimator, default_hparams(ESTIMATORS[estimator]), [task]))
+    assert_passes(battery.chunk_size(estimator, default_hparams(ESTIMATORS[estimator]), [small(task)]))
 
 
 @pytest.mark.parametrize(("estimator", "task"), PAIRS)
 def test_no_draw_from_a_global_generator(estimator, task):
-    assert_passes(battery.global_rng(estimator, default_hparams(ESTIMATORS[estimator]), [task]))
+    assert_passes(battery.global_rng(estimator, default_hparams(ESTIMATORS[estimator]), [small(task)]))
 
 
 @pytest.mark.parametrize(("estimator", "task"), [p for p in PAIRS if ESTIMATORS[p[0]].unbiased])
 def test_declared_unbiased_estimators_are_unbiased(estimator, task):
     # One cell per test (the battery Holm-combines the cells of one audit; here each pair is its own family).
-    (cell,) = battery.bias_cells(estimator, default_hparams(ESTIMATORS[estimator]), [task], UNBIASED_SAMPLES, seed=11)
+    params = default_hparams(ESTIMATORS[estimator])
+    (cell,) = battery.bias_cells(estimator, params, [small(task)], UNBIASED_SAMPLES, seed=11)
     assert cell.pvalue > ALPHA, f"{estimator} on {task}: p = {cell.pvalue:.3g}"
 
 
@@ -120,7 +125,7 @@ class ReinforceWithoutMinusP(Estimator):
 @pytest.mark.parametrize("task", list(TASKS))
 def test_unbiasedness_test_rejects_broken_reinforce(broken, task, monkeypatch):
     monkeypatch.setitem(REGISTRY, broken.name, broken)
-    (cell,) = battery.bias_cells(broken.name, {}, [task], UNBIASED_SAMPLES, seed=11)
+    (cell,) = battery.bias_cells(broken.name, {}, [small(task)], UNBIASED_SAMPLES, seed=11)
     assert cell.pvalue <= ALPHA
 
 
