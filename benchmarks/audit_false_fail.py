@@ -37,6 +37,7 @@ def main() -> None:
     parser.add_argument("--alpha", type=float, default=battery.DEFAULT_ALPHA)
     parser.add_argument("--minutes", type=float, default=60.0, help="stop starting new runs after this")
     parser.add_argument("--skip-full", action="store_true", help="skip step 1 (the whole battery once)")
+    parser.add_argument("--first-run", type=int, default=0, help="index of the first run (to split runs over jobs)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     estimators = all_estimators()
@@ -60,9 +61,9 @@ def main() -> None:
     )
     audits = fails = cells = cell_rejects = runs = 0
     per_estimator = {n: 0 for n in plan}
-    for run in range(args.runs):
+    for run in range(args.first_run, args.first_run + args.runs):
         if (time.time() - t0) / 60 > args.minutes:
-            print(f"stopped by --minutes after {run} runs", flush=True)
+            print(f"stopped by --minutes after {runs} runs", flush=True)
             break
         for name, tasks in plan.items():
             seed = 1_000_003 * (run + 1) + zlib.crc32(name.encode()) % 1000
@@ -75,7 +76,7 @@ def main() -> None:
                 fails += 1
                 per_estimator[name] += 1
                 print(f"  run {run}: FAIL {name}: {verdict.evidence}", flush=True)
-        runs = run + 1
+        runs = run + 1 - args.first_run
         if runs % 10 == 0:
             print(f"  {runs} runs, {audits} audits, {fails} false fails, {time.time() - t0:.0f} s", flush=True)
     lo, hi = clopper_pearson(fails, audits)
