@@ -619,7 +619,7 @@ def grid_cells(settings: GridSettings) -> tuple[list, list[str]]:
                     _guarded(spec, prepare)
                 except GradbenchError as exc:
                     text = str(exc)
-                    if "needs f on the simplex" in text or "binary variables only" in text:
+                    if "needs f on the simplex" in text or "binary variables only" in text or "latents only" in text:
                         continue  # an incompatible pair: skipped by design
                     if settings.estimators and settings.tasks:
                         raise

@@ -133,7 +133,7 @@ class ReinforceWithoutMinusP(Estimator):
 
 
 @pytest.mark.parametrize("broken", [ReinforcePlusConstant, ReinforceWithoutMinusP])
-@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("task", [n for n, c in TASKS.items() if c.family == "categorical"])
 def test_unbiasedness_test_rejects_broken_reinforce(broken, task, monkeypatch):
     monkeypatch.setitem(REGISTRY, broken.name, broken)
     row = run(task, broken.name, n=UNBIASED_SAMPLES, seed=11)
