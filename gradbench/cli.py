@@ -198,10 +198,16 @@ def sweep(
         str, typer.Option("--samples", "-n", help="Estimates per cell, or auto (a fixed budget per cell).")
     ] = "auto",
     task_opt: Annotated[
-        list[str] | None, typer.Option("--task-opt", help="KEY=VALUE for every task that has it (repeatable).")
+        list[str] | None,
+        typer.Option("--task-opt", help="KEY=VALUE, KEY=V1,V2 or KEY=LOW:HIGH:COUNT[:log] for every task that has it."),
     ] = None,
     est_opt: Annotated[
-        list[str] | None, typer.Option("--est-opt", help="KEY=VALUE for every estimator that has it (repeatable).")
+        list[str] | None,
+        typer.Option("--est-opt", help="KEY=VALUE or a list/range (as --task-opt) for every estimator that has it."),
+    ] = None,
+    vary: Annotated[
+        list[str] | None,
+        typer.Option("--vary", help="KEY=LOW:HIGH:COUNT[:log]: sweep a numeric task option or hyper-parameter."),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file of the sweep.")] = DEFAULT_SWEEP_OUT,
     workers: Annotated[
@@ -237,6 +243,7 @@ def sweep(
         est_opts=parse_key_values(est_opt, "--est-opt"),
         device=device,
         dtype=dtype,
+        vary=parse_key_values(vary, "--vary"),
     )
     console, status = _console(), _console(stderr=True)
     if not grid.cells:
@@ -272,17 +279,20 @@ def plot(
     metrics: Annotated[
         str, typer.Option("--metrics", "-m", help="Panels: comma list of bias, bias_sq, variance, mse, cosine, snr.")
     ] = "bias,variance,mse",
+    x: Annotated[str, typer.Option("--x", help="x axis: tau, an option a sweep varied (e.g. k), or auto.")] = "auto",
 ) -> None:
-    """Draw bias, variance and MSE against τ, one figure per task, and print who has the lowest MSE at each τ."""
+    """Draw bias, variance and MSE against τ (or a varied option), one figure per task; print the best per point."""
     from gradbench.aggregate import load_results
     from gradbench.plots import check_out_dir, parse_formats, parse_metrics, plot_results
     from gradbench.summary import best_by_tau, summary_markdown, summary_table
+    from gradbench.xaxis import choose_axis
 
     fmts, panels = parse_formats(formats), parse_metrics(metrics)
     df = load_results(csv_file)
+    axis = choose_axis(df, x)
     out = out if out is not None else csv_file.with_name(csv_file.stem + "-figures")
     check_out_dir(out)
-    files, agg = plot_results(df, out, fmts, panels)
+    files, agg = plot_results(df, out, fmts, panels, axis)
     best = best_by_tau(agg)
     summary = out / "summary.md"
     from gradbench.results import write_atomic

@@ -30,6 +30,7 @@ import pandas as pd
 from gradbench.aggregate import FIGURE_KEYS, LINE_KEYS, METRICS, aggregate, references
 from gradbench.errors import GradbenchError
 from gradbench.results import write_atomic
+from gradbench.xaxis import TAU, XAxis
 
 # A fixed look per estimator name: colour and marker never depend on which other estimators are in the figure.
 # Families share hues: score-function blues/cyans, binary antithetic greens, relaxations reds/oranges/purples,
@@ -127,7 +128,7 @@ def _order(name: str) -> tuple[int, str]:
     return (names.index(name), name) if name in STYLES else (len(names), name)
 
 
-def figure_lines(agg: pd.DataFrame) -> list[Line]:
+def figure_lines(agg: pd.DataFrame, axis: XAxis = TAU) -> list[Line]:
     """The lines of one figure's aggregate, in legend order (the style table's order, then plug-ins by name)."""
     keys = agg[LINE_KEYS].drop_duplicates().itertuples(index=False)
     keys = sorted(keys, key=lambda k: (_order(k.estimator), k.estimator_params, k.n_samples))
@@ -151,7 +152,7 @@ def figure_lines(agg: pd.DataFrame) -> list[Line]:
             label += ": zero variance, no bias (not on log axes)"
         else:
             if not has_tau:
-                label += " · no τ (dashed)"
+                label += f" · no {axis.symbol} (dashed)"
             if len(variance) and (variance == 0).all():
                 label += " · zero variance"
         index = seen.get(k.estimator, 0)
@@ -188,15 +189,19 @@ def figure_title(key: dict, rows: pd.DataFrame) -> str:
     )
 
 
-def build_figure(key: dict, agg: pd.DataFrame, rows: pd.DataFrame, metrics: list[str]):
-    """The figure of one task (``key``: FIGURE_KEYS values; ``agg``: its aggregate; ``rows``: its CSV rows)."""
+def build_figure(key: dict, agg: pd.DataFrame, rows: pd.DataFrame, metrics: list[str], axis: XAxis = TAU):
+    """The figure of one task (``key``: FIGURE_KEYS values; ``agg``: its aggregate; ``rows``: its CSV rows;
+    ``axis``: what the ``tau`` column holds, see :mod:`gradbench.xaxis`)."""
     from matplotlib.figure import Figure
     from matplotlib.lines import Line2D
     from matplotlib.patches import Patch
 
-    lines = figure_lines(agg)
+    lines = figure_lines(agg, axis)
     taus = sorted(agg["tau"].dropna().unique())
     x_lo, x_hi = (taus[0] / 1.25, taus[-1] * 1.25) if taus else (0.05, 5.0)
+    if not axis.log and taus:  # a linear axis: 3% of the range on either side
+        pad = 0.03 * (taus[-1] - taus[0]) or 0.5
+        x_lo, x_hi = taus[0] - pad, taus[-1] + pad
     handles = []
     for line in lines:
         style = "none" if line.reference else line.linestyle
@@ -218,7 +223,7 @@ def build_figure(key: dict, agg: pd.DataFrame, rows: pd.DataFrame, metrics: list
     fig = Figure(figsize=(width, 4.4 + 0.2 * legend_rows), layout="constrained")
     axes = fig.subplots(1, len(metrics), squeeze=False)[0]
     for ax, metric in zip(axes, metrics, strict=True):
-        _panel(ax, metric, agg, lines, x_lo, x_hi)
+        _panel(ax, metric, agg, lines, x_lo, x_hi, axis)
     fig.legend(handles=handles, loc="outside lower center", ncol=ncol, frameon=False, fontsize=8.5)
     fig.suptitle(figure_title(key, rows), fontsize=10.5)
     return fig
@@ -265,7 +270,7 @@ def _between(x: float, taus: list[float]) -> float:
     return x
 
 
-def _panel(ax, metric: str, agg: pd.DataFrame, lines: list[Line], x_lo: float, x_hi: float) -> None:
+def _panel(ax, metric: str, agg: pd.DataFrame, lines: list[Line], x_lo: float, x_hi: float, axis: XAxis = TAU) -> None:
     from matplotlib.ticker import NullFormatter
 
     log = metric in LOG_METRICS
@@ -286,7 +291,7 @@ def _panel(ax, metric: str, agg: pd.DataFrame, lines: list[Line], x_lo: float, x
             x = [x_lo, x_hi]
             y, lo, hi = ([float(sub[c].iloc[0])] * 2 for c in ("mean", "lo", "hi"))
             share = (flat.index(line) + 1) / (len(flat) + 1) if line in flat else 0.5
-            x.insert(1, _between(x_lo * (x_hi / x_lo) ** share, taus))
+            x.insert(1, _between(x_lo * (x_hi / x_lo) ** share, taus) if axis.log else x_lo + share * (x_hi - x_lo))
             y, lo, hi = ([v[0]] * 3 for v in (y, lo, hi))
             marks = [1]
         if log:
@@ -330,14 +335,16 @@ def _panel(ax, metric: str, agg: pd.DataFrame, lines: list[Line], x_lo: float, x
             lo = [max(v, bottom) for v in lo]
         band = ax.fill_between(x, lo, hi, color=line.colour, alpha=alpha if line.has_tau else alpha / 2, linewidth=0)
         band.set_gid(f"band|{metric}|{line.gid}")
-    ax.set_xscale("log")
+    if axis.log:
+        ax.set_xscale("log")
     ax.set_xlim(x_lo, x_hi)
-    ticks = tau_ticks(x_lo, x_hi, [x for line, x, _, _ in bands if line.has_tau])
-    ax.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
-    ax.xaxis.set_minor_formatter(NullFormatter())
+    if axis.log:
+        ticks = tau_ticks(x_lo, x_hi, [x for line, x, _, _ in bands if line.has_tau])
+        ax.set_xticks(ticks, labels=[f"{t:g}" for t in ticks])
+        ax.xaxis.set_minor_formatter(NullFormatter())
     name, meaning = LABELS[metric]
     ax.set_title(f"{name}: {meaning}", fontsize=9.5)
-    ax.set_xlabel("temperature τ (log scale)")
+    ax.set_xlabel(axis.label)
     ax.set_ylabel(f"{name}{' (log scale)' if log else ''}")
     ax.grid(True, which="major", color="0.9", linewidth=0.8)
     ax.set_axisbelow(True)
@@ -379,16 +386,20 @@ def check_out_dir(out: Path) -> None:
 
 
 def plot_results(
-    df: pd.DataFrame, out: Path, formats: list[str], metrics: list[str]
+    df: pd.DataFrame, out: Path, formats: list[str], metrics: list[str], axis: XAxis = TAU
 ) -> tuple[list[Path], pd.DataFrame]:
-    """Draw and save every figure of ``df`` (a loaded CSV) into ``out``; returns (files, aggregate)."""
+    """Draw and save every figure of ``df`` (a loaded CSV) into ``out``; returns (files, aggregate).
+    ``axis``: the x axis (τ, or an option a sweep varied: :mod:`gradbench.xaxis`)."""
+    from gradbench.xaxis import move_to_x
+
+    df = move_to_x(df, axis)
     agg = aggregate(df)
     keys = [dict(zip(FIGURE_KEYS, k, strict=True)) for k in agg[FIGURE_KEYS].drop_duplicates().itertuples(index=False)]
     files = []
     for key, stem in zip(keys, figure_names(keys), strict=True):
         select = (agg[FIGURE_KEYS] == pd.Series(key)).all(axis=1)
         rows = df[(df[FIGURE_KEYS] == pd.Series(key)).all(axis=1)]
-        fig = build_figure(key, agg[select], rows, metrics)
+        fig = build_figure(key, agg[select], rows, metrics, axis)
         fig.draw_without_rendering()  # lay out once, then keep that layout for every format (saves a layout per file)
         fig.set_layout_engine("none")
         for fmt in formats:

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 import csv
 import io
+import itertools
 import math
 import random
 import re
 import signal
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -217,12 +218,91 @@ def _short_reason(reason: str, estimator: str) -> str:
     return re.sub(r", got [^,]*$", "", reason)
 
 
-def _applicable(options: dict[str, str], params: Sequence[Any]) -> dict[str, str]:
+def parse_values(text: str, flag: str) -> list[str]:
+    """One option's values: '2' (one value), '2,4,8' (a list) or a range of numbers 'LOW:HIGH:COUNT' (linear) /
+    'LOW:HIGH:COUNT:log' (log-spaced; LOW, HIGH > 0). Range points are rounded to 6 significant digits, and the
+    ends are LOW and HIGH as typed; values stay text (the option's declaration converts and checks them)."""
+    text = text.strip()
+    if ":" not in text:
+        values = [v.strip() for v in text.split(",") if v.strip()]
+        if not values:
+            raise GradbenchError(f"{flag}: no value given")
+        if len(set(values)) != len(values):
+            raise GradbenchError(f"{flag}: a value is repeated")
+        return values
+    parts = text.split(":")
+    log = len(parts) == 4 and parts[3].strip() == "log"
+    if len(parts) not in (3, 4) or (len(parts) == 4 and not log):
+        raise GradbenchError(f"{flag}: a range is LOW:HIGH:COUNT (linear) or LOW:HIGH:COUNT:log, got {text!r}")
+    try:
+        low, high = float(parts[0]), float(parts[1])
+    except ValueError:
+        raise GradbenchError(f"{flag}: LOW and HIGH of {text!r} must be numbers") from None
+    try:
+        count = int(parts[2])
+    except ValueError:
+        raise GradbenchError(f"{flag}: COUNT must be an integer, got {parts[2]!r}") from None
+    if not (math.isfinite(low) and math.isfinite(high)) or low >= high or count < 2:
+        raise GradbenchError(f"{flag}: a range needs finite LOW < HIGH and COUNT ≥ 2, got {text!r}")
+    if log and low <= 0:
+        raise GradbenchError(f"{flag}: a log range needs LOW > 0, got {text!r}")
+    if log:
+        step = (math.log(high) - math.log(low)) / (count - 1)
+        points = [math.exp(math.log(low) + i * step) for i in range(count)]
+    else:
+        points = [low + (high - low) * i / (count - 1) for i in range(count)]
+    values = [parts[0].strip()] + [f"{round_sig(x, 6):.6g}" for x in points[1:-1]] + [parts[1].strip()]
+    if len(set(values)) != count:
+        raise GradbenchError(f"{flag}: too many points for the range {text!r} at 6 significant digits")
+    return values
+
+
+def option_lists(options: Mapping[str, str | Sequence[str]] | None, flag: str) -> dict[str, list[str]]:
+    """``{key: text or values}`` -> ``{key: values}``; a text is parsed by :func:`parse_values`."""
+    return {
+        k: parse_values(v, f"{flag} {k}") if isinstance(v, str) else [str(x) for x in v]
+        for k, v in (options or {}).items()
+    }
+
+
+def route_vary(
+    vary: Mapping[str, str], task_classes: Sequence[type], est_classes: Sequence[type]
+) -> tuple[dict[str, list[str]], dict[str, list[str]], list[float] | None]:
+    """Send each ``--vary KEY=RANGE`` to the tasks or the estimators that declare KEY (``tau``: the temperatures).
+
+    Returns (task option lists, estimator option lists, temperatures or None). KEY must be a numeric option of the
+    selected tasks or of the selected estimators, not of both."""
+    task_opts: dict[str, list[str]] = {}
+    est_opts: dict[str, list[str]] = {}
+    taus = None
+    for key, text in vary.items():
+        flag = f"--vary {key}"
+        values = parse_values(text, flag)
+        if key == "tau":
+            taus = sorted({_float(v, flag) for v in values})
+            continue
+        in_tasks = [p for c in task_classes for p in c.params if p.name == key]
+        in_ests = [p for c in est_classes for p in c.params if p.name == key]
+        if in_tasks and in_ests:
+            raise GradbenchError(f"{flag}: both a task and an estimator declare {key!r}; use --task-opt/--est-opt")
+        declared = in_tasks or in_ests
+        if not declared:
+            names = sorted({p.name for c in (*task_classes, *est_classes) for p in c.params if p.kind in (int, float)})
+            raise GradbenchError(f"{flag}: no selected task or estimator has this option (numeric: {', '.join(names)})")
+        if any(p.kind not in (int, float) for p in declared):
+            raise GradbenchError(f"{flag}: {key!r} is not a numeric option (give a list with --task-opt/--est-opt)")
+        (task_opts if in_tasks else est_opts)[key] = values
+    return task_opts, est_opts, taus
+
+
+def _applicable(options: dict[str, list[str]], params: Sequence[Any]) -> list[dict[str, str]]:
+    """Every combination (cartesian product, in the order given) of the options that ``params`` declares."""
     names = {p.name for p in params}
-    return {k: v for k, v in options.items() if k in names}
+    keys = [k for k in options if k in names]
+    return [dict(zip(keys, combo, strict=True)) for combo in itertools.product(*(options[k] for k in keys))]
 
 
-def _check_options_apply(options: dict[str, str], classes: Iterable[type], flag: str, what: str) -> None:
+def _check_options_apply(options: dict[str, list[str]], classes: Iterable[type], flag: str, what: str) -> None:
     classes = list(classes)
     declared = {p.name for cls in classes for p in cls.params}
     for key in options:
@@ -233,8 +313,13 @@ def _check_options_apply(options: dict[str, str], classes: Iterable[type], flag:
             raise GradbenchError(f"{flag} {key}: no selected {what} has this option (accepted: {accepted})")
     for cls in classes:  # bad values are errors, found before any work
         for p in cls.params:
-            if p.name in options:
-                p.convert(f"{what} {cls.name!r}", options[p.name])
+            for value in options.get(p.name, ()):
+                p.convert(f"{what} {cls.name!r}", value)
+
+
+def _varied(combo: dict[str, str], options: dict[str, list[str]]) -> str:
+    """The options of ``combo`` that take several values in the sweep, as ' k=2 m=4' (for labels)."""
+    return "".join(f" {k}={v}" for k, v in combo.items() if len(options[k]) > 1)
 
 
 def expand_grid(
@@ -243,85 +328,145 @@ def expand_grid(
     taus: Sequence[float],
     seeds: Sequence[int],
     samples: int | None = None,
-    task_opts: dict[str, str] | None = None,
-    est_opts: dict[str, str] | None = None,
+    task_opts: Mapping[str, str | Sequence[str]] | None = None,
+    est_opts: Mapping[str, str | Sequence[str]] | None = None,
     device: str = "cpu",
     dtype: str = "float32",
+    vary: Mapping[str, str] | None = None,
 ) -> Grid:
-    """The cells of the sweep in grid order (task, estimator, τ, seed), and the skipped ones with their reasons.
+    """The cells of the sweep in grid order (task, task options, estimator, its options, τ, seed), and the skipped
+    ones with their reasons.
 
-    Every cell is validated here (as :func:`gradbench.runner.prepare` does for ``gradbench run``), so no input error
-    can appear after the sweep has started.
+    An option's value may be a list or a range (:func:`parse_values`): every combination of the values of the
+    options a task (an estimator) declares gives one task (estimator) of the grid, e.g. ``est_opts={"m": "2,4,8"}``
+    runs three RLOO variants. ``vary`` (``--vary KEY=LOW:HIGH:COUNT[:log]``) is the same for one numeric option,
+    routed to whichever side declares it (``tau``: replaces ``taus``). Every cell is validated here (as
+    :func:`gradbench.runner.prepare` does for ``gradbench run``), so no input error can appear after the sweep has
+    started.
     """
     from gradbench.registry import get_estimator, get_task
-    from gradbench.runner import CellSpec, cached_exact_gradient, prepare
+    from gradbench.runner import cached_exact_gradient
 
-    task_opts, est_opts = task_opts or {}, est_opts or {}
+    task_lists, est_lists = option_lists(task_opts, "--task-opt"), option_lists(est_opts, "--est-opt")
     task_classes = [get_task(t) for t in tasks]
     est_classes = [get_estimator(e) for e in estimators]
-    _check_options_apply(task_opts, task_classes, "--task-opt", "task")
-    _check_options_apply(est_opts, est_classes, "--est-opt", "estimator")
+    if vary:
+        vary_tasks, vary_ests, vary_taus = route_vary(vary, task_classes, est_classes)
+        for key in [*vary_tasks, *vary_ests]:
+            if key in task_lists or key in est_lists:
+                raise GradbenchError(f"--vary {key}: also given with --task-opt/--est-opt")
+        task_lists, est_lists = {**task_lists, **vary_tasks}, {**est_lists, **vary_ests}
+        taus = vary_taus if vary_taus is not None else taus
+    _check_options_apply(task_lists, task_classes, "--task-opt", "task")
+    _check_options_apply(est_lists, est_classes, "--est-opt", "estimator")
 
     cells: list[GridCell] = []
-    skipped: list[Skip] = []
+    skips = _Skips()
     for task_cls in task_classes:
-        task = task_cls(**_applicable(task_opts, task_cls.params))
-        task_params = dict(task.config)
+        variants = _applicable(task_lists, task_cls.params)
+        for task_combo in variants:
+            task = task_cls(**task_combo)
+            try:
+                cached_exact_gradient(task)
+            except GradbenchError as exc:  # e.g. too many configurations to enumerate
+                n_cells = sum(
+                    (len(taus) if e.has_tau() else 1) * len(seeds) * len(_applicable(est_lists, e.params))
+                    for e in est_classes
+                )
+                skips.add(task.describe(), "*", str(exc), None, n_cells)
+                continue
+            # one skip line per task, not per value of a varied task option
+            where = (task.describe() if len(variants) == 1 else task.name, task.name + _varied(task_combo, task_lists))
+            for est_cls in est_classes:
+                for opts in _applicable(est_lists, est_cls.params):
+                    pair = _Pair(task, where, est_cls, opts, _varied(opts, est_lists))
+                    _expand_pair(pair, taus, seeds, samples, device, dtype, cells, skips)
+    return Grid(cells, skips.entries(), list(taus), list(seeds))
+
+
+@dataclass
+class _Pair:
+    task: Task
+    where: tuple[str, str]  # (task text for skip lines, task text for cell labels)
+    est_cls: type[Estimator]
+    opts: dict[str, str]
+    opts_label: str  # the estimator's varied options, ' m=4'
+
+
+class _Skips:
+    """Skipped cells, one entry per (task, estimator, reason); the τ concerned, or all of them."""
+
+    def __init__(self) -> None:
+        self._bad: dict[tuple[str, str, str], tuple[list[float | None], int]] = {}
+        self._points: dict[tuple[str, str], int] = {}  # τ points (None: no τ) tried per (task, estimator)
+
+    def tried(self, task: str, estimator: str) -> None:
+        self._points[(task, estimator)] = self._points.get((task, estimator), 0) + 1
+
+    def add(self, task: str, estimator: str, reason: str, tau: float | None | str, cells: int) -> None:
+        """``tau``: the point concerned (None: an estimator without τ), or 'all' / None with cells for every one."""
+        taus, n = self._bad.get((task, estimator, reason), ([], 0))
+        self._bad[(task, estimator, reason)] = (taus + ([] if tau == "all" else [tau]), n + cells)
+
+    def entries(self) -> list[Skip]:
+        out = []
+        for (task, estimator, reason), (taus, cells) in self._bad.items():
+            concerned = tuple(dict.fromkeys(t for t in taus if t is not None and t != "all"))
+            if len(taus) >= self._points.get((task, estimator), 0):
+                concerned = ()  # all of them (or none apply)
+            out.append(Skip(task, estimator, reason, concerned, cells))
+        return out
+
+
+def _expand_pair(pair: _Pair, taus, seeds, samples, device, dtype, cells: list[GridCell], skips: _Skips) -> None:
+    """The cells of one (task, estimator with its options) pair, appended to ``cells``; what cannot run to ``skips``."""
+    from gradbench.runner import CellSpec, prepare
+
+    task, est_cls, opts = pair.task, pair.est_cls, pair.opts
+    skip_text, label_text = pair.where
+    missing = [p.name for p in est_cls.params if p.required and p.name != "tau" and p.name not in opts]
+    points: list[float | None] = list(taus) if est_cls.has_tau() else [None]
+    if missing:
+        skips.add(
+            skip_text, est_cls.name, f"needs --est-opt {missing[0]}=… (no default)", "all", len(points) * len(seeds)
+        )
+        return
+    if est_cls.has_tau() and not taus:
+        skips.add(skip_text, est_cls.name, "no temperatures given (--taus)", "all", 0)
+        return
+    task_params = dict(task.config)
+    for tau in points:
+        skips.tried(skip_text, est_cls.name)
+        params: dict[str, Any] = dict(opts)
+        if tau is not None:
+            params["tau"] = tau
         try:
-            cached_exact_gradient(task)
-        except GradbenchError as exc:  # e.g. too many configurations to enumerate
-            n_cells = sum((len(taus) if e.has_tau() else 1) * len(seeds) for e in est_classes)
-            skipped.append(Skip(task.describe(), "*", str(exc), (), n_cells))
+            estimator = est_cls(**params)
+            reason = estimator.incompatibility(task)
+        except GradbenchError as exc:  # e.g. a τ outside the estimator's declared range
+            reason = str(exc)
+        if reason:
+            skips.add(skip_text, est_cls.name, _short_reason(reason, est_cls.name), tau, len(seeds))
             continue
-        for est_cls in est_classes:
-            opts = _applicable(est_opts, est_cls.params)
-            missing = [p.name for p in est_cls.params if p.required and p.name != "tau" and p.name not in opts]
-            points: list[float | None] = list(taus) if est_cls.has_tau() else [None]
-            if missing:
-                reason = f"needs --est-opt {missing[0]}=… (no default)"
-                skipped.append(Skip(task.describe(), est_cls.name, reason, (), len(points) * len(seeds)))
-                continue
-            if est_cls.has_tau() and not taus:
-                skipped.append(Skip(task.describe(), est_cls.name, "no temperatures given (--taus)", (), 0))
-                continue
-            bad: dict[str, list[float]] = {}
-            for tau in points:
-                params: dict[str, Any] = dict(opts)
-                if tau is not None:
-                    params["tau"] = tau
-                try:
-                    estimator = est_cls(**params)
-                    reason = estimator.incompatibility(task)
-                except GradbenchError as exc:  # e.g. a τ outside the estimator's declared range
-                    reason = str(exc)
-                if reason:
-                    bad.setdefault(_short_reason(reason, est_cls.name), []).append(tau)
-                    continue
-                n = samples if samples is not None else auto_samples(task, estimator)
-                label = f"{est_cls.name}{'' if tau is None else f' τ={tau:g}'} on {task.name}"
-                first = CellSpec(task_cls.name, est_cls.name, task_params, params, seeds[0], n, device, dtype)
-                device_text = str(prepare(first).problem.theta.device)
-                cost = n * task.D * task.K * max(1.0, estimator.relative_cost) + 20_000  # + per-cell overhead
-                for seed in seeds:
-                    spec = CellSpec(task_cls.name, est_cls.name, task_params, params, seed, n, device, dtype)
-                    key = (
-                        task.name,
-                        format_params(task.config),
-                        est_cls.name,
-                        format_params({k: v for k, v in estimator.config.items() if k != "tau"}),
-                        "" if tau is None else _text(estimator.config["tau"]),
-                        str(seed),
-                        str(n),
-                        dtype,
-                        device_text,
-                    )
-                    cells.append(GridCell(len(cells), spec, key, f"{label}, seed {seed}", float(cost)))
-            for reason, bad_taus in bad.items():
-                concerned = tuple(t for t in bad_taus if t is not None)
-                if len(bad_taus) == len(points):
-                    concerned = ()  # all of them
-                skipped.append(Skip(task.describe(), est_cls.name, reason, concerned, len(bad_taus) * len(seeds)))
-    return Grid(cells, skipped, list(taus), list(seeds))
+        n = samples if samples is not None else auto_samples(task, estimator)
+        label = f"{est_cls.name}{pair.opts_label}{'' if tau is None else f' τ={tau:g}'} on {label_text}"
+        first = CellSpec(task.name, est_cls.name, task_params, params, seeds[0], n, device, dtype)
+        device_text = str(prepare(first).problem.theta.device)
+        cost = n * task.D * task.K * max(1.0, estimator.relative_cost) + 20_000  # + per-cell overhead
+        for seed in seeds:
+            spec = CellSpec(task.name, est_cls.name, task_params, params, seed, n, device, dtype)
+            key = (
+                task.name,
+                format_params(task.config),
+                est_cls.name,
+                format_params({k: v for k, v in estimator.config.items() if k != "tau"}),
+                "" if tau is None else _text(estimator.config["tau"]),
+                str(seed),
+                str(n),
+                dtype,
+                device_text,
+            )
+            cells.append(GridCell(len(cells), spec, key, f"{label}, seed {seed}", float(cost)))
 
 
 # ---------------------------------------------------------------------------------------------------------------
