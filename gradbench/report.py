@@ -75,6 +75,8 @@ def estimators_table(estimators: dict[str, type[Estimator]]) -> Table:
             flags.append("needs relaxation")
         if cls.binary_only:
             flags.append("binary only")
+        if tuple(cls.families) != ("categorical",):
+            flags.append(" + ".join(cls.families) + " latents")
         params = "\n".join(describe_param(p) for p in cls.params) or "—"
         table.add_row(f"[bold]{name}[/bold]\n[dim]{escape(cls.summary)}[/dim]", "\n".join(flags), params)
     return table
@@ -89,6 +91,7 @@ def tasks_table(tasks: dict[str, type[Task]]) -> Table:
     for name, cls in tasks.items():
         task = cls()
         options = "\n".join(describe_param(p) for p in cls.params) or "—"
-        relax = "" if cls.relaxable else " (no relaxation)"
+        relax = "" if cls.relaxable or cls.family != "categorical" else " (no relaxation)"
+        relax += "" if cls.family == "categorical" else f" ({cls.family} latents; K = parameters per variable)"
         table.add_row(f"[bold]{name}[/bold]\n[dim]{escape(cls.summary + relax)}[/dim]", f"{task.D} × {task.K}", options)
     return table
