@@ -23,6 +23,7 @@ class Exact(Estimator):
     reference = "exact enumeration"
     unbiased = True
     families = ("categorical", "gaussian")
+    uses_exact_gradient = True  # training computes g* at every step only for estimators that read it
 
     def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
         grad = problem.exact_grad.to(problem.theta.dtype)  # D x K

@@ -165,12 +165,6 @@ class Task:
         (Gaussian family: x of shape ... x D, real)."""
         raise NotImplementedError
 
-    def exact_expectation(self, theta: torch.Tensor) -> tuple[float, torch.Tensor] | None:
-        """Optional closed form of the ground truth at ``theta`` (float64, CPU, shaped like θ): (E f, ∇_θ E f),
-        float64, the gradient shaped like θ. :func:`gradbench.exact.exact_gradient` asks this first; the default,
-        None, lets it use :meth:`separable_values` or enumeration."""
-        return None
-
     @property
     def distribution(self):
         """The family object (sample, score, …) of this task's latents: see :mod:`gradbench.families`."""
@@ -182,6 +176,13 @@ class Task:
         """Optional closed form of ∂f(z)/∂z for each row of z (... x D x K, one-hot or on the simplex): a new
         tensor shaped like z. The default, None, lets estimators use autograd; a closed form only makes relaxation
         estimators faster (it is tested against autograd for every task that has one)."""
+        return None
+
+    def exact_expectation(self, theta: torch.Tensor) -> tuple[float, torch.Tensor] | None:
+        """Optional exact (E_{z~p_θ} f, ∇_θ E f) at ``theta`` (float64 CPU, D x K), returned in float64 with the
+        gradient shaped like ``theta``: a task's own closed form or structured enumeration (e.g. a model task whose
+        f sums per-image terms enumerates each image's K^L configurations, not K^D). :func:`gradbench.exact.
+        exact_gradient` asks this first, then :meth:`separable_values`, then enumerates. Default: None."""
         return None
 
     def separable_values(self) -> torch.Tensor | None:
@@ -240,6 +241,7 @@ class Estimator:
     binary_only: ClassVar[bool] = False
     families: ClassVar[tuple[str, ...]] = ("categorical",)
     stateful: ClassVar[bool] = False
+    uses_exact_gradient: ClassVar[bool] = False  # reads problem.exact_grad (the reference estimator ``exact``)
     params: ClassVar[tuple[Param, ...]] = ()
 
     def __init__(self, **hparams: Any) -> None:
