@@ -169,36 +169,38 @@ def test_gaussian_only_estimators_are_refused_on_categorical_tasks():
 # --- the unbiasedness test rejects broken variants --------------------------------------------------------------
 
 
-class PathwiseWithoutEps(Estimator):
+class BrokenGaussian(Estimator):
+    """Broken on purpose (a base): draws x = μ + σε and returns the (∂/∂μ, ∂/∂σ) of :meth:`parts`."""
+
+    summary = family = "test"
+    unbiased = True
+    families = ("gaussian",)
+
+    def estimate(self, problem, rng):
+        family = problem.family
+        _, sigma = family.mu_sigma(problem.theta)
+        x, _ = family.draw(problem, rng)
+        return family.project(*self.parts(problem.task, x, sigma), sigma)
+
+
+class PathwiseWithoutEps(BrokenGaussian):
     """Broken on purpose: the pathwise estimator with ∂x/∂σ = 1 instead of ε (g_σ = f′(x))."""
 
     name = "broken-pathwise-no-eps"
-    summary = family = "test"
-    unbiased = True
-    families = ("gaussian",)
 
-    def estimate(self, problem, rng):
-        family = problem.family
-        _, sigma = family.mu_sigma(problem.theta)
-        x, _ = family.draw(problem, rng)
-        slope = problem.task.f_grad(x)
-        return family.project(slope, slope, sigma)
+    def parts(self, task, x, sigma):
+        slope = task.f_grad(x)
+        return slope, slope
 
 
-class ScoreWithoutCentring(Estimator):
+class ScoreWithoutCentring(BrokenGaussian):
     """Broken on purpose: the Gaussian score without −μ: f(x)(x/σ², (x²/σ² − 1)/σ)."""
 
     name = "broken-score-no-centring"
-    summary = family = "test"
-    unbiased = True
-    families = ("gaussian",)
 
-    def estimate(self, problem, rng):
-        family = problem.family
-        _, sigma = family.mu_sigma(problem.theta)
-        x, _ = family.draw(problem, rng)
-        f = problem.task.f(x)[:, None]
-        return family.project(f * x / sigma**2, f * ((x / sigma).square() - 1) / sigma, sigma)
+    def parts(self, task, x, sigma):
+        f = task.f(x)[:, None]
+        return f * x / sigma**2, f * ((x / sigma).square() - 1) / sigma
 
 
 @pytest.mark.parametrize("broken", [PathwiseWithoutEps, ScoreWithoutCentring])

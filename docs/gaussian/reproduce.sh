@@ -7,7 +7,7 @@ out=docs/gaussian
 for spec in "gauss-square -3:3:25" "gauss-exp 0.1:10:25:log" "gauss-cos 0.5:5:25:log"; do
   set -- $spec
   gradbench sweep --tasks "$1" --estimators score-function,pathwise,measure-valued --vary "k=$2" \
-    --est-opt baseline=none,optimal --task-opt wrt=mu,sigma --seeds 2 --samples 100000 --workers 2 \
+    --est-opt baseline=none,optimal --task-opt wrt=mu,sigma --seeds 2 --samples 100000 --workers 1 \
     --out "$out/$1.csv" --overwrite
-  gradbench plot "$out/$1.csv" --metrics variance --out "$out/$1"
+  gradbench plot "$out/$1.csv" --metrics variance,bias --out "$out/$1"
 done
