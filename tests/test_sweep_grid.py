@@ -88,3 +88,50 @@ def test_cli_sweep_with_lists_resumes_without_rerunning(cli, tmp_path):
 
 def test_cli_vary_error_is_one_line(cli, tmp_path):
     assert_one_line_error(cli("sweep", "-t", "gauss-cos", "--vary", "wrt=1:2:3", "--out", tmp_path / "x.csv"), "--vary")
+
+
+# --- plot: the varied option on the x axis ----------------------------------------------------------------------
+
+
+def test_plot_axis_is_the_varied_option_log_or_linear(tmp_path):
+    from pathlib import Path
+
+    from gradbench.aggregate import load_results
+    from gradbench.xaxis import TAU, choose_axis, move_to_x
+
+    docs = Path(__file__).parent.parent / "docs" / "gaussian"
+    cos, square = load_results(docs / "gauss-cos.csv"), load_results(docs / "gauss-square.csv")
+    axis = choose_axis(cos)
+    assert (axis.name, axis.log) == ("k", True)  # 0.5 … 5: positive, a factor 10
+    assert choose_axis(square).log is False  # −3 … 3
+    moved = move_to_x(cos, axis)
+    assert sorted(moved["tau"].unique())[0] == 0.5 and len(moved["tau"].unique()) == 25
+    assert not any("k=" in t for t in moved["task_params"].unique())  # one figure per wrt, not per k
+    assert set(moved["task_params"].str.extract(r"wrt=(\w+)")[0]) == {"mu", "sigma"}
+    assert choose_axis(load_results(docs.parent / "sweep" / "sweep.csv")) == TAU
+    with pytest.raises(GradbenchError, match="no row has the option"):
+        choose_axis(cos, "m")
+    with pytest.raises(GradbenchError, match="not numeric"):
+        choose_axis(cos, "wrt")
+
+
+def test_plot_draws_points_at_the_varied_values(cli, tmp_path):
+    out = tmp_path / "g.csv"
+    assert cli("sweep", "-t", "gauss-square", "-e", "pathwise,exact", "--vary", "k=-1:1:3", "--seeds", "1",
+               "--samples", "1000", "--workers", "1", "--out", out).exit_code == 0  # fmt: skip
+    result = cli("plot", out, "--metrics", "variance", "--format", "svg", "--out", tmp_path / "fig")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "fig" / "gauss-square.svg").stat().st_size > 0
+    from gradbench.aggregate import aggregate, load_results
+    from gradbench.plots import build_figure
+    from gradbench.xaxis import choose_axis, move_to_x
+
+    df = load_results(out)
+    axis = choose_axis(df)
+    moved = move_to_x(df, axis)
+    agg = aggregate(moved)
+    key = {"task": "gauss-square", "task_params": moved["task_params"].iloc[0], "dtype": "float32", "device": "cpu"}
+    fig = build_figure(key, agg, moved, ["variance"], axis)
+    (ax,) = fig.axes
+    (line,) = [a for a in ax.get_lines() if a.get_gid() and a.get_gid().startswith("variance|pathwise")]
+    assert list(line.get_xdata()) == [-1.0, 0.0, 1.0] and ax.get_xscale() == "linear" and ax.get_xlabel() == "k"
