@@ -387,6 +387,12 @@ def check(
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch threads (default: the baseline's; 1 for --update).")
     ] = None,
+    executor: ExecutorOpt = "local",
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Re-run cells in N worker processes (default 1).")
+    ] = None,
+    address: AddressOpt = None,
+    connect_timeout: TimeoutOpt = CONNECT_TIMEOUT,
     plugin: PluginOpt = None,
 ) -> None:
     """Re-run a baseline's cells and fail (exit 1) when an estimator got biased, noisier or (optionally) slower."""
@@ -406,6 +412,8 @@ def check(
             )
             if v
         ]
+        given += [f for f, v in (("--executor", executor != "local"), ("--workers", workers is not None)) if v]
+        given += ["--address"] if address is not None else []
         if given:
             raise GradbenchError(f"{given[0]} does not apply to --update")
         set_threads(threads or 1)
@@ -440,6 +448,8 @@ def check(
     from gradbench.baseline import read_baseline
     from gradbench.check import run_check
 
+    workers = 1 if workers is None and address is None else workers  # check: one process unless told
+    chosen = executor_options(executor, workers, threads or 1, address, connect_timeout)
     options = CheckOptions(
         alpha=alpha,
         variance_ratio=variance_ratio,
@@ -452,6 +462,11 @@ def check(
         device=device,
         dtype=dtype,
         threads=threads,
+        executor=chosen.engine,
+        workers=chosen.workers,
+        address=chosen.address,
+        connect_timeout=chosen.connect_timeout,
+        plugins=tuple(str(p) for p in plugin or ()),
     )
     options.validate()
     base = read_baseline(baseline)

@@ -7,6 +7,7 @@ notebook would), and the last test checks that no worker ran them (issue 18).
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -218,3 +219,34 @@ def test_the_cluster_workers_ran_nothing_from_the_planted_folder(cluster, plante
     # the planted folder is live: a plain `python -c 'import torch'` there runs the planted file
     subprocess.run([sys.executable, "-c", "import torch"], cwd=planted, capture_output=True, timeout=60)
     assert ran(planted) == ["torch.ran"]
+
+
+# --- gradbench check on an executor ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def baseline_file(tmp_path_factory):
+    from tests.test_check import baseline_text
+
+    path = tmp_path_factory.mktemp("check") / "baseline.csv"
+    path.write_text(baseline_text())
+    return path
+
+
+@pytest.mark.parametrize("where", ["local 2 workers", "dask cluster"])
+def test_check_reruns_a_baseline_bit_for_bit_on_other_processes(cli, cluster, baseline_file, where):
+    """The exact tier (same environment and seeds: every number must match) passes when the cells are re-run by
+    worker processes, so they compute exactly what the client would."""
+    if where == "dask cluster":
+        args = ["--executor", "dask", "--address", cluster.scheduler_address]
+    else:
+        args = ["--workers", "2"]
+    result = cli("check", "--baseline", baseline_file, "--format", "json", *args)
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert report["tier"] == "exact" and report["passed"] is True
+
+
+def test_check_executor_options_do_not_apply_to_update(cli, tmp_path):
+    result = cli("check", "--update", "--baseline", tmp_path / "b.csv", "--workers", "2")
+    assert_one_line_error(result, "--workers does not apply to --update")
