@@ -54,6 +54,8 @@ from gradbench.results import (
     write_atomic,
 )
 
+_one_line = one_line  # the name gradbench.train imports
+
 TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp")
 """The only columns allowed to differ between two runs of the same sweep (any executor, worker count, resumed or
 not)."""
@@ -63,14 +65,14 @@ not)."""
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
+def read_rows(path: Path, columns: tuple[str, ...] = COLUMNS) -> list[dict[str, str]]:
     """The rows of an existing gradbench CSV (text values), after checking its header and that every row is whole."""
     header = read_header(path)
     if header is None:
         return []
-    if tuple(header) != COLUMNS:
+    if tuple(header) != columns:
         raise GradbenchError(
-            f"--out {path} exists with a different header (not a gradbench {len(COLUMNS)}-column results file); "
+            f"--out {path} exists with a different header (not a gradbench {len(columns)}-column results file); "
             "choose another --out"
         )
     data = path.read_bytes()
@@ -80,9 +82,9 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
     next(reader)
     for number, values in enumerate(reader, start=2):
-        if len(values) != len(COLUMNS):
-            raise GradbenchError(f"{path}, line {number}: {len(values)} fields, expected {len(COLUMNS)}")
-        rows.append(dict(zip(COLUMNS, values, strict=True)))
+        if len(values) != len(columns):
+            raise GradbenchError(f"{path}, line {number}: {len(values)} fields, expected {len(columns)}")
+        rows.append(dict(zip(columns, values, strict=True)))
     return rows
 
 
