@@ -135,3 +135,14 @@ def test_entry_points_run_installed_code_unless_turned_off(tmp_path):
     env["GRADBENCH_NO_ENTRY_POINTS"] = "1"
     subprocess.run([sys.executable, "-c", code], env=env, check=True, timeout=120)
     assert not (site / "entry.ran").exists()
+
+
+def test_audit_second_process_runs_nothing_from_the_current_directory(tmp_path, monkeypatch):
+    """`gradbench audit`'s reproducibility check starts a fresh Python process (gradbench.battery.two_processes)."""
+    from gradbench.battery import two_processes
+
+    folder = plant(tmp_path)
+    monkeypatch.chdir(folder)
+    verdict = two_processes("reinforce", {}, "bernoulli", n=64)
+    assert verdict.status == "PASS", verdict
+    assert ran(folder) == []

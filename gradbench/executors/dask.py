@@ -53,8 +53,8 @@ class DaskExecutor(Executor):
         self._stack = ExitStack()
         self._pending: dict[Any, Any] = {}
         self.cluster = None
-        logging.getLogger("distributed").setLevel(logging.ERROR)  # no worker chatter on the client's terminal
         try:
+            self._stack.enter_context(_quiet_dask_logs())  # no chatter between the progress bar's lines
             if options.address is None:
                 from gradbench.isolation import isolated_children
 
@@ -174,6 +174,21 @@ class DaskExecutor(Executor):
             pass
         finally:
             self._stack.close()
+
+
+@contextmanager
+def _quiet_dask_logs() -> Iterator[None]:
+    """Dask's client-side loggers at ERROR while the executor is open (e.g. its 'Couldn't gather 1 keys,
+    rescheduling' warning after a worker died: the sweep already handles that); levels restored on exit."""
+    names = [n for n in logging.root.manager.loggerDict if n == "distributed" or n.startswith("distributed.")]
+    saved = {n: logging.getLogger(n).level for n in names}
+    for name in names:
+        logging.getLogger(name).setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        for name, level in saved.items():
+            logging.getLogger(name).setLevel(level)
 
 
 @contextmanager
