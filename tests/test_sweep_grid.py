@@ -7,7 +7,7 @@ import csv
 import pytest
 
 from gradbench.errors import GradbenchError
-from gradbench.sweep import expand_grid, parse_values
+from gradbench.grid import expand_grid, parse_values
 from tests.helpers import assert_one_line_error
 
 
