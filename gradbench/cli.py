@@ -163,10 +163,12 @@ def run(
     row = _run_with_progress(spec, run_cell)
     append_rows(out, [row])
 
+    from gradbench.judge import verdict
     from gradbench.report import metrics_table
 
     console = _console()
     console.print(metrics_table(row))
+    console.print(verdict(row), highlight=False, markup=False)
     console.print(f"[dim]row appended to[/dim] {out}")
 
 
@@ -272,24 +274,38 @@ def plot(
     metrics: Annotated[
         str, typer.Option("--metrics", "-m", help="Panels: comma list of bias, bias_sq, variance, mse, cosine, snr.")
     ] = "bias,variance,mse",
+    per: Annotated[
+        str,
+        typer.Option(
+            "--per", help="Compare MSE per estimate, at equal f evaluations, or at equal time: estimate|evals|time."
+        ),
+    ] = "evals",
+    budget: Annotated[
+        float | None,
+        typer.Option(
+            "--budget",
+            help="The common budget: f evaluations (--per evals, default 12) or seconds (--per time, default 1e-4).",
+        ),
+    ] = None,
 ) -> None:
     """Draw bias, variance and MSE against τ, one figure per task, and print who has the lowest MSE at each τ."""
     from gradbench.aggregate import load_results
     from gradbench.plots import check_out_dir, parse_formats, parse_metrics, plot_results
-    from gradbench.summary import best_by_tau, summary_markdown, summary_table
+    from gradbench.summary import best_by_tau, parse_budget, summary_markdown, summary_table
 
     fmts, panels = parse_formats(formats), parse_metrics(metrics)
+    per, budget = parse_budget(per, budget)
     df = load_results(csv_file)
     out = out if out is not None else csv_file.with_name(csv_file.stem + "-figures")
     check_out_dir(out)
-    files, agg = plot_results(df, out, fmts, panels)
-    best = best_by_tau(agg)
+    files, agg = plot_results(df, out, fmts, panels, per=per, budget=budget)
+    best = best_by_tau(agg, per, budget)
     summary = out / "summary.md"
     from gradbench.results import write_atomic
 
-    write_atomic(summary, summary_markdown(best, str(csv_file)))
+    write_atomic(summary, summary_markdown(best, str(csv_file), per, budget))
     console = _console()
-    console.print(summary_table(best, str(csv_file)))
+    console.print(summary_table(best, str(csv_file), per, budget))
     for path in [*files, summary]:
         console.print(f"wrote {path}", highlight=False)
 
@@ -326,6 +342,9 @@ def check(
         bool, typer.Option("--strict", help="Cells too weak to detect the thresholds, or not comparable: exit 2.")
     ] = False,
     fmt: Annotated[str, typer.Option("--format", help="Report format: table, markdown or json.")] = "table",
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Table format: also list unchanged cells and every warning.")
+    ] = False,
     estimator: Annotated[
         list[str] | None, typer.Option("--estimator", "-e", help="--update: only these estimators (repeatable).")
     ] = None,
@@ -425,7 +444,7 @@ def check(
     elif fmt == "markdown":
         print(check_report.render_markdown(result))
     else:
-        check_report.render_rich(result, _console())
+        check_report.render_rich(result, _console(), verbose=verbose)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 

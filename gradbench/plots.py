@@ -379,10 +379,18 @@ def check_out_dir(out: Path) -> None:
 
 
 def plot_results(
-    df: pd.DataFrame, out: Path, formats: list[str], metrics: list[str]
+    df: pd.DataFrame, out: Path, formats: list[str], metrics: list[str], per: str = "evals", budget: float | None = None
 ) -> tuple[list[Path], pd.DataFrame]:
-    """Draw and save every figure of ``df`` (a loaded CSV) into ``out``; returns (files, aggregate)."""
-    agg = aggregate(df)
+    """Draw and save every figure of ``df`` (a loaded CSV) into ``out``; returns (files, aggregate).
+
+    ``per``/``budget``: the equal-cost columns of the aggregate are computed at that budget (``gradbench.cost``)."""
+    from gradbench.cost import with_budgets
+    from gradbench.summary import DEFAULT_BUDGET
+
+    budgets = {"evals": DEFAULT_BUDGET["evals"], "time": DEFAULT_BUDGET["time"]}
+    if per in budgets and budget is not None:
+        budgets[per] = budget
+    agg = aggregate(with_budgets(df, budgets["evals"], budgets["time"]))
     keys = [dict(zip(FIGURE_KEYS, k, strict=True)) for k in agg[FIGURE_KEYS].drop_duplicates().itertuples(index=False)]
     files = []
     for key, stem in zip(keys, figure_names(keys), strict=True):

@@ -47,7 +47,7 @@ from gradbench.results import (
     write_atomic,
 )
 
-TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp")
+TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp", "seconds_per_estimate", "mse_at_equal_time")
 """The only columns allowed to differ between two runs of the same sweep (any worker count, resumed or not)."""
 
 DEFAULT_TAUS = "0.05:5:11"

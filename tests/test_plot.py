@@ -219,14 +219,14 @@ def test_best_by_tau_on_a_hand_made_aggregate():
         row("exact", math.nan, 0.0, 0.0, 0.0, "variance"),
         row("exact", math.nan, 1.0, 1.0, 1.0, "bias_pvalue"),  # no bias detected: a reference, not a contender
     ]
-    best = best_by_tau(pd.DataFrame(rows, columns=columns))
+    best = best_by_tau(pd.DataFrame(rows, columns=columns), per="estimate", declared={})
     assert list(best["tau"]) == [0.5, 2.0]
     assert list(best["best"]) == ["gumbel", "reinforce"]  # exact (zero variance) is not a contender
     assert list(best["runner_up"]) == ["reinforce", "gumbel"]
     assert list(best["margin"]) == pytest.approx([2.0, 1.5])
     assert list(best["clear"]) == [False, False]  # 1.1 ≥ 1.05, 2.95 ≥ 2.9: the bands overlap
-    text = summary_markdown(best, "x.csv")
-    assert "| 0.5 | gumbel | 1 | reinforce | 2 | ×2.00 (overlap) |" in text
+    text = summary_markdown(best, "x.csv", per="estimate")
+    assert "| 0.5 | gumbel | 1 | ≈×2.00 | reinforce |" in text
 
 
 def test_a_biased_zero_variance_estimator_is_drawn_and_competes(sweep_csv, tmp_path):
@@ -257,10 +257,9 @@ def test_an_unbiased_zero_variance_estimator_other_than_exact_competes_and_wins(
     norms = agg[(agg.metric == "grad_norm") & (agg.task == "sum-target")]["mean"]
     zero = list(best[best.task == "sum-target"]["zero_mse"])
     assert zero and zero == pytest.approx([float(norms.iloc[0]) ** 2] * len(zero))
-    assert "‖g*‖² = " in summary_markdown(best, "t.csv")
-    assert "exact-twin (≈ zero gradient)" not in summary_markdown(best, "t.csv")
-    best.loc[:, "best_mse"] = best["zero_mse"] * 0.95  # a winner that is barely better than answering 0
-    assert "exact-twin (≈ zero gradient)" in summary_markdown(best, "t.csv")
+    text = summary_markdown(best, "t.csv")
+    assert "‖g*‖² = " in text and "zero gradient)" not in text  # the old MSE ≥ 0.9‖g*‖² rule is gone
+    assert "exact-twin (collapsed)" not in text  # an exact estimate carries all of g*
 
 
 def test_summary_of_a_real_sweep_names_a_winner_at_every_tau(sweep_csv):
@@ -287,7 +286,7 @@ def test_plot_errors_are_one_line_and_exit_2(cli, sweep_csv, tmp_path):
         (_write(tmp_path / "blank.csv", "\n\n"), "is empty"),
         (_write(tmp_path / "other.csv", "name,score\nx,1\n"), "not a gradbench results file"),
         (_write(tmp_path / "extra.csv", header + ",colour\n" + good[1] + ",red\n"), "unknown columns: colour"),
-        (_write(tmp_path / "fewer.csv", ",".join(COLUMNS[:-1]) + "\n"), "lacks columns: timestamp"),
+        (_write(tmp_path / "fewer.csv", ",".join(COLUMNS[:-1]) + "\n"), "lacks columns: mse_at_equal_time"),
         (_write(tmp_path / "header.csv", header + "\n"), "holds no rows"),
         (_write(tmp_path / "short.csv", header + "\n" + good[1][:40] + "\n"), "line 2"),
         (_write(tmp_path / "nan.csv", header + "\n" + good[1].replace(",400,", ",lots,", 1) + "\n"), "not a number"),
