@@ -22,6 +22,24 @@ DEFAULT_OUT = Path("results") / "runs.csv"
 DEFAULT_SAMPLES = 200_000
 DEFAULT_SWEEP_OUT = Path("results") / "sweep.csv"
 
+PerOpt = Annotated[
+    str,
+    typer.Option(
+        "--per", help="Compare MSE per estimate, at equal f evaluations, or at equal time: estimate|evals|time."
+    ),
+]
+BudgetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--budget", help="The common budget: f evaluations (--per evals, default 12) or seconds (--per time, 1e-4)."
+    ),
+]
+OnlyOpt = Annotated[str | None, typer.Option("--only", help="Only these estimators (comma list).")]
+ExcludeOpt = Annotated[str | None, typer.Option("--exclude", help="Leave out these estimators (comma list).")]
+FamilyOpt = Annotated[
+    str | None, typer.Option("--family", help="Only estimators of these families (comma list; e.g. relaxation).")
+]
+
 
 class OneLineErrors(TyperGroup):
     """Print user errors (ours and the argument parser's) as one line on stderr with exit code 2; no traceback."""
@@ -274,28 +292,20 @@ def plot(
     metrics: Annotated[
         str, typer.Option("--metrics", "-m", help="Panels: comma list of bias, bias_sq, variance, mse, cosine, snr.")
     ] = "bias,variance,mse",
-    per: Annotated[
-        str,
-        typer.Option(
-            "--per", help="Compare MSE per estimate, at equal f evaluations, or at equal time: estimate|evals|time."
-        ),
-    ] = "evals",
-    budget: Annotated[
-        float | None,
-        typer.Option(
-            "--budget",
-            help="The common budget: f evaluations (--per evals, default 12) or seconds (--per time, default 1e-4).",
-        ),
-    ] = None,
+    per: PerOpt = "evals",
+    budget: BudgetOpt = None,
+    only: OnlyOpt = None,
+    exclude: ExcludeOpt = None,
+    family: FamilyOpt = None,
 ) -> None:
     """Draw bias, variance and MSE against τ, one figure per task, and print who has the lowest MSE at each τ."""
     from gradbench.aggregate import load_results
-    from gradbench.plots import check_out_dir, parse_formats, parse_metrics, plot_results
+    from gradbench.plots import check_out_dir, parse_formats, parse_metrics, plot_results, select
     from gradbench.summary import best_by_tau, parse_budget, summary_markdown, summary_table
 
     fmts, panels = parse_formats(formats), parse_metrics(metrics)
     per, budget = parse_budget(per, budget)
-    df = load_results(csv_file)
+    df = select(load_results(csv_file), only, exclude, family)
     out = out if out is not None else csv_file.with_name(csv_file.stem + "-figures")
     check_out_dir(out)
     files, agg = plot_results(df, out, fmts, panels, per=per, budget=budget)
@@ -308,6 +318,32 @@ def plot(
     console.print(summary_table(best, str(csv_file), per, budget))
     for path in [*files, summary]:
         console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def report(
+    csv_file: Annotated[Path, typer.Argument(metavar="CSV", help="A gradbench results CSV (e.g. from sweep).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (one self-contained page).")] = Path(
+        "report.html"
+    ),
+    per: PerOpt = "evals",
+    budget: BudgetOpt = None,
+    only: OnlyOpt = None,
+    exclude: ExcludeOpt = None,
+    family: FamilyOpt = None,
+) -> None:
+    """Write one self-contained HTML page: summary tables at equal cost and per estimate, figures, environment and
+    the command lines."""
+    from gradbench.aggregate import load_results
+    from gradbench.html_report import build_report, check_out_file, write_report
+    from gradbench.plots import select
+    from gradbench.summary import parse_budget
+
+    per, budget = parse_budget(per, budget)
+    check_out_file(out)
+    df = select(load_results(csv_file), only, exclude, family)
+    write_report(out, build_report(df, str(csv_file), per, budget, argv=sys.argv[1:]))
+    _console().print(f"wrote {out}", highlight=False)
 
 
 DEFAULT_BASELINE = Path("results") / "baseline.csv"

@@ -311,3 +311,8 @@ def summary_markdown(best: pd.DataFrame, source: str, per: str = "evals", budget
         for values in rows:
             lines.append("| " + " | ".join(v.replace("|", "\\|") for v in values) + " |")
     return "\n".join(lines) + "\n"
+
+
+def summary_rows(agg: pd.DataFrame, per: str, budget: float, declared: dict[str, bool] | None = None):
+    """([(title, rows of cell texts)], note) of the summary at a budget: what ``report`` renders as HTML tables."""
+    return list(_sections(best_by_tau(agg, per, budget, declared), per)), note(per, budget)

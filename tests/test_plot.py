@@ -97,7 +97,7 @@ def test_every_plotted_line_is_the_mean_over_seeds_of_the_csv(sweep_csv):
                 else:
                     assert ys[xs.index(pytest.approx(float(tau)))] == pytest.approx(mean, rel=1e-12)
                     assert len(xs) == 3
-        gids = [g for g in lines if not g.startswith(("band", "noise"))]
+        gids = [g for g in lines if not g.startswith(("band", "noise", "zero-mse"))]
         assert len(gids) == 3 * 3  # reinforce, gumbel, st-gumbel in 3 panels; exact only in the legend
 
 
@@ -114,7 +114,7 @@ def test_bands_span_the_t_interval(sweep_csv):
 def test_exact_is_in_the_legend_not_on_log_axes_and_tau_free_lines_say_so(sweep_csv):
     fig = figures(sweep_csv)["bernoulli"]
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert any(t.startswith("exact") and "zero variance" in t for t in labels)
+    assert any(t.startswith("exact") and "reference, not drawn" in t for t in labels)
     assert any(t.startswith("reinforce") and "no τ" in t for t in labels)
     assert any("noise floor" in t for t in labels) and any("95%" in t for t in labels)
 
@@ -242,7 +242,9 @@ def test_a_biased_zero_variance_estimator_is_drawn_and_competes(sweep_csv, tmp_p
     fig = build_figure(key, agg[agg.task == "sum-target"], df[df.task == "sum-target"], ["bias", "variance"])
     drawn = drawn_lines(fig)
     assert "bias|constant||400" in drawn and "bias|exact||400" not in drawn
-    assert all(math.isnan(v) for v in drawn["variance|constant||400"][1])  # log of 0: nothing visible
+    assert all(math.isnan(v) for v in drawn["variance|constant||400"][1])  # log of 0: not on the line itself ...
+    floor_x, floor_y = drawn["floor|variance|constant||400"]  # ... but on the panel's floor, with its marker
+    assert len(floor_y) == 1 and floor_y[0] == pytest.approx(fig.axes[1].get_ylim()[0], rel=0.5)
     best = best_by_tau(agg)
     assert (best["best"] == "constant").all() and not (best["runner_up"] == "exact").any()
 
