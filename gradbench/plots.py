@@ -35,9 +35,8 @@ from gradbench.results import write_atomic
 # never depend on which other estimators are in the figure. Families own hue ranges — score function: blues and
 # cyans; binary (antithetic): greens; relaxations: reds, oranges, pinks, purples, browns; control variates: olive and
 # ochre; the reference: black; anything else: greys and teals — and within a family every estimator has a distinct
-# hue and a distinct marker. An estimator not in the table (a plug-in, a new built-in) takes a free colour and marker
-# of its family's list, chosen by a stable hash of its name; each list holds 8 or more colours and there are 12
-# markers, so 20+ estimators stay distinguishable.
+# hue and a distinct marker. Estimators not in the table (plug-ins, new built-ins) take the family's free colours
+# and a marker (see assign_styles); each list holds 8+ colours and there are 13 markers: 20+ estimators stay apart.
 FAMILY_COLOURS: dict[str, tuple[str, ...]] = {
     "reference": ("#000000",),
     "score-function": ("#1f77b4", "#6baed6", "#08306b", "#17becf", "#3949ab", "#0e7c86", "#4a90c2", "#1b4f72"),
@@ -58,7 +57,7 @@ FAMILY_COLOURS: dict[str, tuple[str, ...]] = {
     "other": ("#5a5a5a", "#469990", "#000075", "#911eb4", "#f032e6", "#9a6324", "#800000", "#808000"),
 }
 FAMILY_ORDER = ("reference", "score-function", "binary", "control-variate", "relaxation", "other")
-MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*")
+MARKERS = ("o", "s", "^", "D", "v", "P", "X", "<", ">", "h", "p", "*", "x")
 STYLES: dict[str, tuple[str, str]] = {
     "exact": ("#000000", "*"),
     "reinforce": ("#1f77b4", "o"),
@@ -108,6 +107,27 @@ def style_for(name: str, family: str | None = None) -> tuple[str, str]:
     colours = [c for c in FAMILY_COLOURS[family] if c not in taken] or list(FAMILY_COLOURS[family])
     digest = int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big")
     return colours[digest % len(colours)], MARKERS[(digest >> 16) % len(MARKERS)]
+
+
+def assign_styles(names, family_of: dict[str, str]) -> dict[str, tuple[str, str]]:
+    """(colour, marker) for every name: the table's for built-ins; the estimators not in the table, per family and in
+    name order, take the family's free colours in turn, and a new marker each time the colours come round, so no two
+    of them (nor a built-in) share both colour and marker. The same set of names gives the same looks (``plot``
+    assigns over the whole CSV, so a look is the same in every figure of it)."""
+    out: dict[str, tuple[str, str]] = {}
+    taken = {c for c, _ in STYLES.values()}
+    by_family: dict[str, list[str]] = {}
+    for name in sorted(set(names)):
+        if name in STYLES:
+            out[name] = STYLES[name]
+        else:
+            fam = family_of.get(name, "other")
+            by_family.setdefault(fam if fam in FAMILY_COLOURS else "other", []).append(name)
+    for fam, members in by_family.items():
+        free = [c for c in FAMILY_COLOURS[fam] if c not in taken] or list(FAMILY_COLOURS[fam])
+        for i, name in enumerate(members):
+            out[name] = (free[i % len(free)], MARKERS[(i // len(free)) % len(MARKERS)])
+    return out
 
 
 def families() -> dict[str, str]:
@@ -196,11 +216,15 @@ def _order(name: str, family: str) -> tuple[int, int, str]:
     return (rank, names.index(name) if name in STYLES else len(names), name)
 
 
-def figure_lines(agg: pd.DataFrame, family_of: dict[str, str] | None = None) -> list[Line]:
-    """The lines of one figure's aggregate, in legend order (grouped by family)."""
+def figure_lines(
+    agg: pd.DataFrame, family_of: dict[str, str] | None = None, styles: dict[str, tuple[str, str]] | None = None
+) -> list[Line]:
+    """The lines of one figure's aggregate, in legend order (grouped by family); ``styles`` from
+    :func:`assign_styles` (default: assigned over this aggregate's estimators)."""
     from gradbench.aggregate import GROUND_TRUTH
 
     family_of = families() if family_of is None else family_of
+    styles = assign_styles(agg["estimator"].unique(), family_of) if styles is None else styles
     keys = agg[LINE_KEYS].drop_duplicates().itertuples(index=False)
     keys = sorted(
         keys, key=lambda k: (_order(k.estimator, family_of.get(k.estimator, "other")), k.estimator_params, k.n_samples)
@@ -213,7 +237,7 @@ def figure_lines(agg: pd.DataFrame, family_of: dict[str, str] | None = None) -> 
         rows = rows[rows.n_samples == k.n_samples]
         has_tau = bool(rows["tau"].notna().any())
         variance = rows[rows.metric == "variance"]["mean"]
-        colour, marker = style_for(k.estimator, family_of.get(k.estimator))
+        colour, marker = styles[k.estimator]
         label = k.estimator
         if k.estimator_params:
             label += f" ({k.estimator_params.replace(';', ', ')})"
@@ -275,7 +299,13 @@ def panel_column(metric: str, per: str) -> str:
 
 
 def build_figure(
-    key: dict, agg: pd.DataFrame, rows: pd.DataFrame, metrics: list[str], per: str = "estimate", budget=None
+    key: dict,
+    agg: pd.DataFrame,
+    rows: pd.DataFrame,
+    metrics: list[str],
+    per: str = "estimate",
+    budget=None,
+    styles: dict[str, tuple[str, str]] | None = None,
 ):
     """The figure of one task (``key``: FIGURE_KEYS values; ``agg``: its aggregate; ``rows``: its CSV rows).
 
@@ -288,7 +318,7 @@ def build_figure(
     from gradbench.summary import DEFAULT_BUDGET, budget_short
 
     budget = DEFAULT_BUDGET[per] if budget is None else budget
-    lines = figure_lines(agg)
+    lines = figure_lines(agg, styles=styles)
     taus = sorted(agg["tau"].dropna().unique())
     x_lo, x_hi = (taus[0] / 1.25, taus[-1] * 1.25) if taus else (0.05, 5.0)
     handles = []
@@ -533,12 +563,13 @@ def iter_figures(
     if per in budgets and budget is not None:
         budgets[per] = budget
     agg = aggregate(with_budgets(df, budgets["evals"], budgets["time"]))
+    styles = assign_styles(df["estimator"].unique(), families())  # one look per estimator in every figure
     out = []
     for k in agg[FIGURE_KEYS].drop_duplicates().itertuples(index=False):
         key = dict(zip(FIGURE_KEYS, k, strict=True))
         select = (agg[FIGURE_KEYS] == pd.Series(key)).all(axis=1)
         rows = df[(df[FIGURE_KEYS] == pd.Series(key)).all(axis=1)]
-        fig = build_figure(key, agg[select], rows, metrics, per=per, budget=budgets.get(per, 1.0))
+        fig = build_figure(key, agg[select], rows, metrics, per=per, budget=budgets.get(per, 1.0), styles=styles)
         fig.draw_without_rendering()  # lay out once, then keep that layout for every format (saves a layout per file)
         fig.set_layout_engine("none")
         out.append((tuple(k), fig))

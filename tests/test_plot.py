@@ -146,13 +146,77 @@ def test_same_estimator_same_look_in_every_figure(sweep_csv):
     for fig in figures(sweep_csv).values():
         for ax in fig.axes:
             for line in ax.get_lines():
-                if line.get_gid() and not line.get_gid().startswith("noise"):
+                if line.get_gid() and not line.get_gid().startswith(("noise", "zero-mse")):
                     name = line.get_gid().split("|")[1]
                     looks.setdefault(name, set()).add(line.get_color())
     assert all(len(colours) == 1 for colours in looks.values()) and len(looks) == 3
     assert looks["gumbel"] == {STYLES["gumbel"][0]}
     assert style_for("my-plugin") == style_for("my-plugin") and style_for("my-plugin") != style_for("other-plugin")
     assert len({c for c, _ in STYLES.values()}) == len(STYLES)  # the table's colours are all different
+
+
+def test_the_palette_tells_20_plus_estimators_apart_within_each_family():
+    from gradbench.plots import FAMILY_COLOURS, MARKERS, assign_styles
+
+    fams = ["score-function", "binary", "relaxation", "control-variate", "other"]
+    family_of = {f"{fam}-plugin-{i}": fam for fam in fams for i in range(6)}  # 30 new estimators ...
+    family_of |= {n: f for f, names in FAMILY_BUILTINS.items() for n in names}  # ... next to the 15 built-ins
+    looks = assign_styles(list(family_of), family_of)
+    assert len(set(looks.values())) == len(looks) == 45  # no two estimators look alike
+    assert all(looks[n][0] in FAMILY_COLOURS[fam] for n, fam in family_of.items())  # hues stay in their family
+    assert all(looks[n][1] in MARKERS for n in family_of)
+    assert assign_styles(list(family_of), family_of) == looks  # stable
+    for builtins in FAMILY_BUILTINS.values():  # within a family the built-ins differ in colour and in marker
+        assert len({STYLES[n][0] for n in builtins}) == len(builtins)
+        assert len({STYLES[n][1] for n in builtins}) == len(builtins)
+
+
+FAMILY_BUILTINS = {
+    "score-function": ("reinforce", "reinforce-baseline", "reinforce-batch-baseline", "rloo", "unordered-set"),
+    "binary": ("arm", "disarm"),
+    "relaxation": ("gumbel", "st-gumbel", "st", "gumbel-rao", "reinmax", "gapped-st"),
+    "control-variate": ("rebar", "relax"),
+}
+
+
+def test_mse_panel_has_the_zero_gradient_line_and_the_budget(sweep_csv):
+    df = load_results(sweep_csv)
+    from gradbench.cost import with_budgets
+
+    agg = aggregate(with_budgets(df))
+    key = {"task": "sum-target", "task_params": df[df.task == "sum-target"].task_params.iloc[0]}
+    key |= {"dtype": "float32", "device": "cpu"}
+    fig = build_figure(key, agg[agg.task == "sum-target"], df[df.task == "sum-target"], ["mse"], per="evals")
+    (ref,) = [line for line in fig.axes[0].get_lines() if line.get_gid() == "zero-mse"]
+    g = float(df[df.task == "sum-target"]["grad_norm"].iloc[0])
+    assert ref.get_ydata()[0] == pytest.approx(g**2)
+    assert "@ 12 evals" in fig.axes[0].get_title() and "12 evals" in fig.get_suptitle()
+    drawn = drawn_lines(fig)
+    rows = agg[(agg.task == "sum-target") & (agg.estimator == "gumbel") & (agg.metric == "mse_at_equal_evals")]
+    assert drawn["mse_at_equal_evals|gumbel||400"][1] == pytest.approx(list(rows.sort_values("tau")["mean"]))
+
+
+def test_bands_are_lighter_than_lines_and_absent_from_the_bias_panel(sweep_csv):
+    fig = figures(sweep_csv)["sum-target"]
+    bias_axis, _, mse_axis = fig.axes
+    assert not [c for c in bias_axis.collections if (c.get_gid() or "").startswith("band")]
+    bands = [c for c in mse_axis.collections if (c.get_gid() or "").startswith("band")]
+    assert bands and all(b.get_alpha() <= 0.1 for b in bands)
+    assert all((line.get_alpha() or 1.0) == 1.0 for line in mse_axis.get_lines() if line.get_gid())
+
+
+def test_only_exclude_and_family_select_estimators(cli, sweep_csv, tmp_path):
+    result = cli("plot", sweep_csv, "--only", "gumbel,reinforce", "--out", tmp_path / "a", "--per", "estimate")
+    assert result.exit_code == 0, result.output
+    summary = (tmp_path / "a" / "summary.md").read_text()
+    assert "st-gumbel" not in summary and "gumbel" in summary
+    result = cli("plot", sweep_csv, "--exclude", "gumbel", "--out", tmp_path / "b")
+    assert result.exit_code == 0 and "| gumbel |" not in (tmp_path / "b" / "summary.md").read_text()
+    result = cli("plot", sweep_csv, "--family", "score-function", "--out", tmp_path / "c")
+    assert result.exit_code == 0 and "st-gumbel" not in (tmp_path / "c" / "summary.md").read_text()
+    assert_one_line_error(cli("plot", sweep_csv, "--only", "nope"), "--only", "nope")
+    assert_one_line_error(cli("plot", sweep_csv, "--family", "binary"), "--family", "binary")
+    assert_one_line_error(cli("plot", sweep_csv, "--only", "exact"), "leaves no estimator")
 
 
 def test_line_labels_carry_hyper_parameters():
@@ -167,7 +231,7 @@ def test_line_labels_carry_hyper_parameters():
         }
     )
     lines = figure_lines(agg)
-    assert [line.label for line in lines] == ["rloo (m=4) · no τ (dashed)", "rloo (m=8) · no τ (dashed)", "gumbel"]
+    assert [line.label for line in lines] == ["rloo (m=4) · no τ", "rloo (m=8) · no τ", "gumbel"]
     assert lines[0].colour == lines[1].colour
 
 
