@@ -67,6 +67,8 @@ LEGACY_COLUMNS = CONTEXT_COLUMNS + METRIC_COLUMNS + RUN_COLUMNS
 in the cost columns (evaluations per estimate = ``draws_per_estimate``, which was then equal for every built-in)."""
 COLUMNS = LEGACY_COLUMNS + COST_COLUMNS
 """Column order of every gradbench CSV. Never reorder or rename without a migration."""
+TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp", "seconds_per_estimate", "mse_at_equal_time")
+"""Columns that depend on the wall clock: everything else in a row is reproducible bit for bit."""
 IDENTITY_COLUMNS = (
     "task", "task_params", "estimator", "estimator_params", "tau", "seed", "n_samples", "dtype", "device",
 )  # fmt: skip

@@ -40,6 +40,7 @@ from gradbench.errors import GradbenchError
 from gradbench.results import (
     COLUMNS,
     IDENTITY_COLUMNS,
+    TIMING_COLUMNS,  # noqa: F401 (re-exported: bench and tests compare rows without it)
     append_rows,
     check_writable,
     format_rows,
@@ -47,7 +48,6 @@ from gradbench.results import (
     write_atomic,
 )
 
-TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp", "seconds_per_estimate", "mse_at_equal_time")
 """The only columns allowed to differ between two runs of the same sweep (any worker count, resumed or not)."""
 
 DEFAULT_TAUS = "0.05:5:11"
