@@ -209,8 +209,9 @@ FLAT_STYLES = ("--", (0, (1, 1.5)), (0, (6, 2, 1, 2)), (0, (3, 1.5)), (0, (8, 2)
 """Dash patterns of the lines without τ (horizontal lines), so that two of them never look alike."""
 
 
-def _order(name: str, family: str) -> tuple[int, int, str]:
+def _order(name: str, family: str | None = None) -> tuple[int, int, str]:
     """Legend order: by family (:data:`FAMILY_ORDER`), then the style table's order, then plug-ins by name."""
+    family = families().get(name, "other") if family is None else family
     rank = FAMILY_ORDER.index(family) if family in FAMILY_ORDER else len(FAMILY_ORDER)
     names = list(STYLES)
     return (rank, names.index(name) if name in STYLES else len(names), name)

@@ -159,10 +159,10 @@ def test_the_palette_tells_20_plus_estimators_apart_within_each_family():
     from gradbench.plots import FAMILY_COLOURS, MARKERS, assign_styles
 
     fams = ["score-function", "binary", "relaxation", "control-variate", "other"]
-    family_of = {f"{fam}-plugin-{i}": fam for fam in fams for i in range(6)}  # 30 new estimators ...
+    family_of = {f"{fam}-plugin-{i}": fam for fam in fams for i in range(12)}  # 60 new estimators ...
     family_of |= {n: f for f, names in FAMILY_BUILTINS.items() for n in names}  # ... next to the 15 built-ins
     looks = assign_styles(list(family_of), family_of)
-    assert len(set(looks.values())) == len(looks) == 45  # no two estimators look alike
+    assert len(set(looks.values())) == len(looks) == 75  # no two estimators look alike
     assert all(looks[n][0] in FAMILY_COLOURS[fam] for n, fam in family_of.items())  # hues stay in their family
     assert all(looks[n][1] in MARKERS for n in family_of)
     assert assign_styles(list(family_of), family_of) == looks  # stable
