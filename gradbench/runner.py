@@ -20,6 +20,7 @@ import torch
 import gradbench
 from gradbench import contract
 from gradbench.core import Estimator, Problem, Task, format_params
+from gradbench.cost import cost_columns
 from gradbench.errors import GradbenchError
 from gradbench.exact import exact_gradient
 from gradbench.registry import get_estimator, get_task
@@ -237,7 +238,7 @@ def run_cell(
         n_done, mean_dev, m2 = moments.pooled()
         details.update(exact_grad=exact_flat.cpu(), mean_dev=mean_dev.cpu(), component_var=(m2 / (n_done - 1)).cpu())
     est_params = {k: v for k, v in estimator.config.items() if k != "tau"}
-    return {
+    row = {
         "task": cell.task.name,
         "task_params": format_params(cell.task.config),
         "estimator": estimator.name,
@@ -261,3 +262,5 @@ def run_cell(
         "torch_version": torch.__version__,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    row.update(cost_columns({**row, "evals_per_estimate": estimator.evals_per_estimate}))
+    return row
