@@ -16,6 +16,7 @@ from typer.core import TyperGroup
 
 from gradbench import __version__
 from gradbench.errors import GradbenchError
+from gradbench.limits import check_count, check_samples, check_seed
 from gradbench.sweep import DEFAULT_SEEDS, DEFAULT_TAUS
 
 DEFAULT_OUT = Path("results") / "runs.csv"
@@ -33,17 +34,29 @@ class OneLineErrors(TyperGroup):
             _fail(str(exc))
         except KeyboardInterrupt:
             _fail("interrupted", code=130)
+        except MemoryError:
+            _fail("out of memory: the work needs more memory than is available; give a smaller size or --samples")
+        except OSError as exc:  # a safety net: file-system errors the up-front checks did not foresee
+            where = f" ({exc.filename})" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where}; check the path and the free space")
         except Exception as exc:
             # The vendored click's UsageError/BadParameter and friends: duck-typed to avoid a private import.
             if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-                _fail(" ".join(exc.format_message().split()), code=2)
+                message = exc.format_message()
+                if not message.strip() and type(exc).__name__ == "NoArgsIsHelpError":
+                    message = "no command given; see the commands above or run `gradbench --help`"
+                _fail(message or type(exc).__name__, code=2)
             if type(exc).__name__ == "Abort":
                 _fail("aborted", code=1)
+            if isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc):  # torch's allocator
+                _fail("out of memory: " + str(exc).split("DefaultCPUAllocator: ")[-1])
             raise
         sys.exit(result if isinstance(result, int) else 0)
 
 
 def _fail(message: str, code: int = 2) -> None:
+    """One line, always: whatever whitespace (newlines) a message holds is folded."""
+    message = " ".join(str(message).split()) or "failed (no message)"
     print(f"gradbench: error: {message}", file=sys.stderr)
     sys.exit(code)
 
@@ -95,15 +108,20 @@ def load_plugins(plugins: list[Path] | None) -> None:
 
 
 def set_threads(threads: int | None) -> int:
+    from gradbench.limits import check_count
+
+    if threads is not None:
+        check_count(threads, "--threads", "torch threads")
     import torch
 
     if threads is not None:
-        if threads < 1:
-            raise GradbenchError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
 
 
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Run even when the estimated time exceeds a day (see docs/hardening.md).")
+]
 PluginOpt = Annotated[
     list[Path] | None,
     typer.Option("--plugin", help="Python file that registers extra tasks/estimators (repeatable)."),
@@ -132,13 +150,16 @@ def run(
     chunk_size: Annotated[
         int | None, typer.Option("--chunk-size", help="Estimates per vectorized call (results do not depend on it).")
     ] = None,
+    force: ForceOpt = False,
     plugin: PluginOpt = None,
 ) -> None:
     """Measure one estimator on one task: print the metrics and append a row to a CSV."""
     from gradbench.allocator import tune_allocator
     from gradbench.results import append_rows, check_writable
-    from gradbench.runner import CellSpec, prepare, run_cell
+    from gradbench.runner import CellSpec, check_duration, prepare, run_cell
 
+    check_seed(seed)
+    check_samples(samples)
     load_plugins(plugin)
     set_threads(threads)
     tune_allocator()
@@ -159,6 +180,7 @@ def run(
         chunk_size=chunk_size,
     )
     prepare(spec)  # every input error before the output file is touched or any work is done
+    check_duration([spec], force, f"--samples {samples:,}")
     check_writable(out)
     row = _run_with_progress(spec, run_cell)
     append_rows(out, [row])
@@ -212,6 +234,7 @@ def sweep(
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64 for the estimates.")] = "float32",
+    force: ForceOpt = False,
     plugin: PluginOpt = None,
 ) -> int:
     """Run a grid of cells (tasks × estimators × temperatures × seeds) into one CSV; see README "Sweeps and figures"."""
@@ -219,12 +242,13 @@ def sweep(
     from gradbench.progress import SweepProgress, outcome_line, plan_line, skipped_table
     from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task
 
+    check_count(threads, "--threads", "torch threads")
+    if workers is not None:
+        check_count(workers, "--workers", "worker processes")
     load_plugins(plugin)
     set_threads(threads)
     if workers is None:
         workers = sw.default_workers()
-    if workers < 1:
-        raise GradbenchError(f"--workers must be at least 1, got {workers}")
     if resume and overwrite:
         raise GradbenchError("--resume and --overwrite exclude each other")
     grid = sw.expand_grid(
@@ -242,6 +266,10 @@ def sweep(
     if not grid.cells:
         reasons = "; ".join(dict.fromkeys(f"{s.estimator}: {s.reason}" for s in grid.skipped))
         raise GradbenchError(f"nothing to run: every cell is skipped ({reasons})")
+    from gradbench.runner import check_duration
+
+    check_duration([c.spec for c in grid.cells], force, f"the sweep's {len(grid.cells):,} cells")
+    sw.check_output(out, resume=resume, overwrite=overwrite)
     todo, already = sw.prepare_output(out, grid, resume=resume, overwrite=overwrite)
     workers = max(1, min(workers, len(todo)))
     status.print(plan_line(grid, len(todo), already, workers, threads), highlight=False)
@@ -256,7 +284,7 @@ def sweep(
     if table is not None:
         console.print(table)
     for label, reason in outcome.failed:
-        console.print(f"[red]failed:[/red] {label}: {reason}", highlight=False)
+        console.print(f"[red]failed:[/red] {label}: {reason}", highlight=False, soft_wrap=True)
     console.print(outcome_line(outcome, str(out)), highlight=False)
     console.print(f"plot it:  gradbench plot {out}", highlight=False)
     return 1 if outcome.failed else 0
@@ -349,6 +377,12 @@ def check(
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch threads (default: the baseline's; 1 for --update).")
     ] = None,
+    allow_missing: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-missing", help="Estimator or task whose cells may be not comparable (repeatable); else they fail."
+        ),
+    ] = None,
     plugin: PluginOpt = None,
 ) -> None:
     """Re-run a baseline's cells and fail (exit 1) when an estimator got biased, noisier or (optionally) slower."""
@@ -365,6 +399,7 @@ def check(
                 ("--seed-base", seed_base is not None),
                 ("--fail-on-speed", fail_on_speed is not None),
                 ("--strict", strict),
+                ("--allow-missing", allow_missing),
             )
             if v
         ]
@@ -414,6 +449,7 @@ def check(
         device=device,
         dtype=dtype,
         threads=threads,
+        allow_missing=tuple(allow_missing or ()),
     )
     options.validate()
     base = read_baseline(baseline)
@@ -447,9 +483,10 @@ def _with_progress(label: str, work):
 def _update_baseline(path: Path, settings) -> None:
     from gradbench.baseline import read_baseline, write_baseline
     from gradbench.check import build_baseline
+    from gradbench.results import check_writable
 
-    if path.is_dir():
-        raise GradbenchError(f"baseline {path} is a directory, not a file")
+    settings.validate()  # every argument before the file is looked at or any work is done
+    check_writable(path, "--baseline", results=False)
     if path.exists() and path.stat().st_size:
         from gradbench.baseline import MAGIC
 

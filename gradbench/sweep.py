@@ -37,6 +37,7 @@ from typing import Any
 
 from gradbench.core import Estimator, Task, format_params
 from gradbench.errors import GradbenchError
+from gradbench.limits import MAX_CELLS, MAX_SEEDS, MAX_TAUS, check_samples, check_seed
 from gradbench.results import (
     COLUMNS,
     IDENTITY_COLUMNS,
@@ -96,6 +97,8 @@ def parse_taus(text: str) -> list[float]:
             raise GradbenchError(f"--taus {text!r}: COUNT must be an integer, got {parts[2]!r}") from None
         if count < 1 or (count == 1 and low != high):
             raise GradbenchError(f"--taus {text!r}: COUNT must be ≥ 2 (or 1 when LOW = HIGH)")
+        if count > MAX_TAUS:
+            raise GradbenchError(f"--taus {text!r}: at most {MAX_TAUS:,} temperatures; give a smaller COUNT")
         if low > high:
             raise GradbenchError(f"--taus {text!r}: LOW must not exceed HIGH")
         if count == 1:
@@ -110,27 +113,35 @@ def parse_taus(text: str) -> list[float]:
         items = [t for t in text.split(",") if t.strip()]
         if not items:
             raise GradbenchError("--taus: give a comma list (0.1,0.5,1) or a range LOW:HIGH:COUNT (0.05:5:11)")
+        if len(items) > MAX_TAUS:
+            raise GradbenchError(f"--taus: {len(items):,} temperatures, at most {MAX_TAUS:,}")
         values = [_float(t, "--taus") for t in items]
     return sorted(set(values))
 
 
 def parse_seeds(text: str) -> list[int]:
-    """'3' (a count: seeds 0, 1, 2) or '0,5,7' (a list; '7,' is seed 7 alone)."""
+    """'3' (a count: seeds 0, 1, 2) or '0,5,7' (a list; '7,' is seed 7 alone). Seeds lie in [0, 2⁶³), at most
+    :data:`gradbench.limits.MAX_SEEDS` of them."""
     text = text.strip()
     try:
         if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
+            items = [s for s in text.split(",") if s.strip()]
+            if len(items) > MAX_SEEDS:
+                raise GradbenchError(f"--seeds: {len(items):,} seeds, at most {MAX_SEEDS:,}")
+            seeds = [int(s) for s in items]
             if not seeds:
                 raise ValueError
         else:
             count = int(text)
             if count < 1:
                 raise GradbenchError(f"--seeds {text}: a count must be at least 1")
+            if count > MAX_SEEDS:
+                raise GradbenchError(f"--seeds {count}: at most {MAX_SEEDS:,} seeds per sweep; give a smaller count")
             seeds = list(range(count))
     except ValueError:
         raise GradbenchError(f"--seeds {text!r}: give a count (3) or a comma list of integers (0,5,7)") from None
-    if any(s < 0 for s in seeds):
-        raise GradbenchError(f"--seeds {text!r}: seeds must be ≥ 0")
+    for seed in seeds:
+        check_seed(seed, "--seeds")
     if len(set(seeds)) != len(seeds):
         raise GradbenchError(f"--seeds {text!r}: a seed is repeated")
     return seeds
@@ -157,9 +168,7 @@ def parse_samples(text: str) -> int | None:
         n = int(text.replace("_", ""))
     except ValueError:
         raise GradbenchError(f"--samples {text!r}: give a number of estimates or 'auto'") from None
-    if n < 2:
-        raise GradbenchError(f"--samples must be at least 2 (variance needs two estimates), got {n}")
-    return n
+    return check_samples(n)
 
 
 def auto_samples(task: Task, estimator: Estimator) -> int:
@@ -254,18 +263,21 @@ def expand_grid(
     can appear after the sweep has started.
     """
     from gradbench.registry import get_estimator, get_task
-    from gradbench.runner import CellSpec, cached_exact_gradient, prepare
+    from gradbench.runner import CellSpec, cached_exact_gradient, construct_task, prepare
 
     task_opts, est_opts = task_opts or {}, est_opts or {}
     task_classes = [get_task(t) for t in tasks]
     est_classes = [get_estimator(e) for e in estimators]
+    size = len(task_classes) * sum(len(taus) if e.has_tau() else 1 for e in est_classes) * len(seeds)
+    if size > MAX_CELLS:
+        raise GradbenchError(f"the grid would have {size:,} cells, at most {MAX_CELLS:,}; split the sweep")
     _check_options_apply(task_opts, task_classes, "--task-opt", "task")
     _check_options_apply(est_opts, est_classes, "--est-opt", "estimator")
 
     cells: list[GridCell] = []
     skipped: list[Skip] = []
     for task_cls in task_classes:
-        task = task_cls(**_applicable(task_opts, task_cls.params))
+        task = construct_task(task_cls, _applicable(task_opts, task_cls.params))
         task_params = dict(task.config)
         try:
             cached_exact_gradient(task)
@@ -340,6 +352,8 @@ def read_rows(path: Path) -> list[dict[str, str]]:
             "choose another --out"
         )
     data = path.read_bytes()
+    if b"\0" in data:
+        raise GradbenchError(f"{path} is not a text CSV file (it holds NUL bytes); choose another --out")
     if not data.endswith(b"\n"):
         raise GradbenchError(f"{path} ends with a partial line; repair or move it before resuming")
     rows = []
@@ -440,18 +454,23 @@ def _raise_interrupt(signum, frame):  # SIGTERM behaves like Ctrl-C: stop, keep 
     raise KeyboardInterrupt
 
 
-def prepare_output(path: Path, grid: Grid, resume: bool, overwrite: bool) -> tuple[list[GridCell], int]:
-    """Check ``path`` and return (cells still to run, cells already in the file). Creates the file (header only)."""
+def check_output(path: Path, resume: bool, overwrite: bool) -> list[dict[str, str]]:
+    """Check ``path`` without writing anything; return the rows a resumed sweep keeps."""
     check_writable(path)
     rows = read_rows(path) if path.exists() else []
     if rows and not resume:
         if overwrite:
-            rows = []
-        else:
-            raise GradbenchError(
-                f"--out {path} already holds {len(rows)} rows: add --resume to run only the missing cells, "
-                "--overwrite to replace it, or choose another --out"
-            )
+            return []
+        raise GradbenchError(
+            f"--out {path} already holds {len(rows)} rows: add --resume to run only the missing cells, "
+            "--overwrite to replace it, or choose another --out"
+        )
+    return rows
+
+
+def prepare_output(path: Path, grid: Grid, resume: bool, overwrite: bool) -> tuple[list[GridCell], int]:
+    """Check ``path`` and return (cells still to run, cells already in the file). Creates the file (header only)."""
+    rows = check_output(path, resume, overwrite)
     if not path.exists() or read_header(path) is None or overwrite:
         write_atomic(path, format_rows([], header=True))
     present = {row_key(r) for r in rows}

@@ -26,6 +26,10 @@ class Bernoulli(Task):
         Param("logit", float, 0.0, "θ = (0, logit) for every variable"),
     )
 
+    @classmethod
+    def dims(cls, config):
+        return (config["dim"], 2)
+
     def __init__(self, **options):
         super().__init__(**options)
         self.D, self.K = self.config["dim"], 2
