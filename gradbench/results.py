@@ -1,4 +1,4 @@
-"""The tidy CSV: one row per cell, columns fixed and documented in README.md ("Result columns").
+"""The tidy CSV: one row per cell, columns fixed and documented in docs/columns.md ("Result columns").
 
 Writes never leave a half-written file:
 - a new file is written to a temporary file in the same folder and renamed into place (atomic on POSIX);
@@ -77,16 +77,18 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def format_rows(rows: Iterable[dict[str, Any]], header: bool) -> str:
+def format_rows(rows: Iterable[dict[str, Any]], header: bool, columns: tuple[str, ...] = COLUMNS) -> str:
+    """CSV text of ``rows`` (``columns`` in order: a run/sweep file's :data:`COLUMNS` unless another file kind,
+    e.g. :data:`gradbench.train.TRAIN_COLUMNS`, is written)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
     for row in rows:
-        missing = [c for c in COLUMNS if c not in row]
+        missing = [c for c in columns if c not in row]
         if missing:
             raise ValueError(f"row lacks columns {missing}")
-        writer.writerow([_cell(row[c]) for c in COLUMNS])
+        writer.writerow([_cell(row[c]) for c in columns])
     return buffer.getvalue()
 
 
@@ -165,7 +167,7 @@ def check_path_length(path: Path, flag: str) -> None:
         raise GradbenchError(f"{flag} {str(path)[:40]}…: the path is longer than the system allows")
 
 
-def check_writable(path: Path, flag: str = "--out", results: bool = True) -> None:
+def check_writable(path: Path, columns: tuple[str, ...] = COLUMNS, flag: str = "--out", results: bool = True) -> None:
     """Fail early (before any work) when rows could not be added to ``path``: a folder, FIFO or device, a name too
     long, a folder that cannot be created or written (e.g. under /proc, a read-only file system), another header.
     A symlink is followed to its target. Nothing is left behind by the checks."""
@@ -190,9 +192,9 @@ def check_writable(path: Path, flag: str = "--out", results: bool = True) -> Non
         raise GradbenchError(f"{flag} {path}: cannot write in {folder}: {_os_error(exc)}") from None
     if exists and results:
         header = read_header(path)
-        if header is not None and tuple(header) != COLUMNS:
+        if header is not None and tuple(header) != columns:
             raise GradbenchError(
-                f"{flag} {path} exists with a different header (not a gradbench {len(COLUMNS)}-column results file); "
+                f"{flag} {path} exists with a different header (not a gradbench {len(columns)}-column results file); "
                 "choose another --out"
             )
 
@@ -226,13 +228,13 @@ def _umask() -> int:
     return mask
 
 
-def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Add rows to the CSV at ``path`` (created with a header when missing or empty)."""
-    check_writable(path)
+def append_rows(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> None:
+    """Add rows to the CSV at ``path`` (created with a header when missing or empty), all in one write."""
+    check_writable(path, columns)
     if not path.exists() or read_header(path) is None:
-        write_atomic(path, format_rows(rows, header=True))
+        write_atomic(path, format_rows(rows, header=True, columns=columns))
         return
-    data = format_rows(rows, header=False).encode("utf-8")
+    data = format_rows(rows, header=False, columns=columns).encode("utf-8")
     path = target(path)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:

@@ -7,6 +7,12 @@ component whose estimates are all equal has exactly zero variance. The groups gi
 for ``variance`` and ``mse`` (the spread of the G per-group values), without keeping any estimate.
 
 All moments are of the deviations x_i = g_i − g* (float64), which keeps the arithmetic well conditioned.
+
+Batch means assume the groups are independent. Interleaved groups of one stream of draws are, for an estimator
+without state; an estimator that carries state from draw to draw (``Estimator.stateful``, e.g. a running-mean
+baseline) would couple them through that shared state, so the runner gives such an estimator G independent
+streams instead — each with its own copy of the estimator and its own seed — and stream s feeds group s alone
+(:meth:`GroupedMoments.update_group`).
 """
 
 from __future__ import annotations
@@ -96,6 +102,34 @@ class GroupedMoments:
                 mean[:rest] -= offset
             self._merge(count, mean, torch.zeros_like(self.m2))
 
+    def update_group(self, x: torch.Tensor, group: int, offset: torch.Tensor | None = None) -> None:
+        """Add every row of x (L x P, any float dtype) to replicate group ``group``: the moments of x − ``offset``.
+
+        Used for the independent streams of a stateful estimator (one stream per group). As in :meth:`update`, the
+        rows are shifted by the first one and summed in float64, so a constant component has exactly zero M2.
+        """
+        L = x.shape[0]
+        if L == 0:
+            return
+        if self._work is None or self._work.numel() < x.numel() or self._work.device != x.device:
+            self._work = torch.empty(x.numel(), dtype=torch.float64, device=x.device)
+        shifted = self._work[: x.numel()].view(L, -1)  # L x P
+        shifted.copy_(x.reshape(L, -1))
+        shift = shifted[0].clone()  # P
+        shifted -= shift
+        s1 = shifted.sum(0)  # P
+        mean_one = s1.div_(L)  # P, mean of x − s
+        m2_one = shifted.square_().sum(0).addcmul_(mean_one, mean_one, value=-float(L)).clamp_(min=0.0)  # P
+        if offset is not None:
+            shift -= offset
+        count = torch.zeros_like(self.count)  # G
+        count[group] = float(L)
+        mean = torch.zeros_like(self.mean)  # G x P
+        mean[group] = mean_one + shift
+        m2 = torch.zeros_like(self.m2)  # G x P
+        m2[group] = m2_one
+        self._merge(count, mean, m2)
+
     def pooled(self) -> tuple[float, torch.Tensor, torch.Tensor]:
         """(n, mean P, M2 P) of all estimates: the groups merged in order."""
         n = 0.0
@@ -144,6 +178,28 @@ def rounding_tolerance(
     return 16.0 * eps * torch.maximum(exact.abs(), rms).clamp(min=value_scale)
 
 
+def replicate_group_values(
+    moments: GroupedMoments, mean_dev: torch.Tensor, n: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per replicate group, the values whose batch means give ``variance_se`` and ``mse_se`` (groups with ≥ 2
+    estimates; all 16 once n ≥ 32).
+
+    variance: u_g = n/(n − 1) · (1/n_g) Σ_{i∈g} ‖x_i − x̄‖², the mean squared deviation from the *pooled* mean x̄
+    (= ĝ − g*), so that Σ_g (n_g/n) u_g is exactly the pooled ``variance``; mse: (1/n_g) Σ_{i∈g} ‖x_i‖², likewise
+    averaging to ``mse``. Centring on the pooled mean rather than on each group's own mean keeps the between-group
+    part of the pooled variance (the spread of the group means) in the group values: it is what varies from seed to
+    seed when each group is a stream with a cold start (a stateful estimator's first draws), and it keeps the SE
+    honest for two-point estimates with probability near ½, whose within-group variances hardly move (measured in
+    docs/validation.md).
+    """
+    counts = moments.count  # G
+    full = counts >= 2
+    spread = (moments.mean - mean_dev).square().sum(1)  # G, ‖group mean − pooled mean‖²
+    group_var = (moments.m2.sum(1) + counts * spread) / counts.clamp(min=1) * (n / (n - 1))  # G
+    group_mse = moments.mean.square().sum(1) + moments.m2.sum(1) / counts.clamp(min=1)  # G
+    return group_var[full], group_mse[full]
+
+
 def compute_metrics(moments: GroupedMoments, exact: torch.Tensor, eps: float, value_scale: float = 0.0) -> Metrics:
     """The metrics of DESIGN.md §4 from the streamed moments; ``exact`` is g* flattened (P, float64);
     ``eps`` the machine epsilon of the dtype the estimates were computed in; ``value_scale`` |E f| (see
@@ -167,12 +223,8 @@ def compute_metrics(moments: GroupedMoments, exact: torch.Tensor, eps: float, va
     cosine = float(g_hat @ exact) / (g_hat_norm * grad_norm) if g_hat_norm > 0 and grad_norm > 0 else math.nan
     snr = g_hat_norm / math.sqrt(variance) if variance > 0 else math.inf
 
-    # Batch means over the replicate groups (all G groups are non-empty once n ≥ G).
-    counts = moments.count
-    full = counts >= 2
-    group_var = (moments.m2.sum(1) / (counts - 1).clamp(min=1))[full]  # per-group trace of the covariance
-    group_mse = ((moments.mean.square().sum(1)) + moments.m2.sum(1) / counts.clamp(min=1))[full]
-    k = int(full.sum())
+    group_var, group_mse = replicate_group_values(moments, mean_dev, n)
+    k = group_var.numel()
     variance_se = float(group_var.std() / math.sqrt(k)) if k >= 2 else math.nan
     mse_se = float(group_mse.std() / math.sqrt(k)) if k >= 2 else math.nan
 
