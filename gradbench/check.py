@@ -45,6 +45,7 @@ from gradbench.baseline import (
     environment_differences,
     format_baseline,
 )
+from gradbench.contract import PluginError
 from gradbench.core import parse_params
 from gradbench.errors import GradbenchError
 from gradbench.limits import MAX_SEEDS, check_count, check_seed
@@ -240,6 +241,10 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
             details.append(None)
             try:
                 prepare(spec)
+            except PluginError as exc:  # a task's/estimator's own code broke its contract: a regression
+                result.status = "worse"
+                result.reasons.append(f"failed: {exc}")
+                continue
             except GradbenchError as exc:  # unknown name, incompatible pair, …: the cell cannot be re-run here
                 result.status = "not comparable"
                 result.reasons.append(str(exc))

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 import gradbench
+from gradbench import contract
 from gradbench.core import Estimator, Problem, Task, format_params, resolve_params
 from gradbench.errors import GradbenchError
 from gradbench.exact import exact_gradient
@@ -83,8 +84,8 @@ def cached_exact_gradient(task: Task) -> tuple[float, torch.Tensor]:
 
 
 def build_task(name: str, params: dict[str, Any], chunk: int = 16, itemsize: int = 4) -> Task:
-    """The task ``name`` with options ``params``; a size that cannot fit in memory is refused before it is built
-    (:meth:`Task.dims`), and an allocation that fails while building it is one line, not a traceback."""
+    """Instantiate and validate a task (:func:`gradbench.contract.validate_task`); a size that cannot fit in memory
+    is refused before it is built (:meth:`Task.dims`), and an allocation that fails while building it is one line."""
     return construct_task(get_task(name), params, chunk, itemsize)
 
 
@@ -94,13 +95,11 @@ def construct_task(cls: type[Task], params: dict[str, Any], chunk: int = 16, ite
     if dims is not None:
         check_memory(what, dims[0] * dims[1], chunk, itemsize)
     try:
-        return cls(**params)
+        task = contract.guarded((), cls, "__init__", lambda: cls(**params))
     except MemoryError:
         raise GradbenchError(f"{what}: out of memory while building it; choose a smaller size") from None
-    except RuntimeError as exc:
-        if "allocate" not in str(exc):
-            raise
-        raise GradbenchError(f"{what}: out of memory while building it; choose a smaller size") from None
+    contract.validate_task(task)
+    return task
 
 
 def build_estimator(name: str, params: dict[str, Any]) -> Estimator:
@@ -109,7 +108,7 @@ def build_estimator(name: str, params: dict[str, Any]) -> Estimator:
         raise GradbenchError(f"estimator {name!r} has no temperature; drop --tau")
     if not cls.has_tau():
         params = {k: v for k, v in params.items() if k != "tau"}
-    return cls(**params)
+    return contract.guarded((), cls, "__init__", lambda: cls(**params))
 
 
 def prepare(spec: CellSpec) -> PreparedCell:
@@ -123,7 +122,7 @@ def prepare(spec: CellSpec) -> PreparedCell:
     device = resolve_device(spec.device)
     task = build_task(spec.task, spec.task_params, itemsize=DTYPES[spec.dtype].itemsize)
     estimator = build_estimator(spec.estimator, spec.estimator_params)
-    reason = estimator.incompatibility(task)
+    reason = contract.call(estimator, "incompatibility", task)
     if reason:
         raise GradbenchError(reason)
     dtype = DTYPES[spec.dtype]
@@ -138,7 +137,7 @@ def prepare(spec: CellSpec) -> PreparedCell:
     chunk = min(chunk_blocks * block, spec.n_samples)
     if device.type == "cpu":  # before any tensor of the task's size exists
         check_memory(f"task {task.describe()}", P, chunk, dtype.itemsize)
-    value, grad = cached_exact_gradient(task)
+    value, grad = contract.guarded((task,), task, "f", lambda: cached_exact_gradient(task))
     theta = task.initial_logits().to(device=device, dtype=dtype)
     if "tau" in estimator.config and estimator.config["tau"] is not None:
         check_tau(
@@ -231,13 +230,12 @@ def _run_stream(
         _synchronize(device)
         t0 = time.perf_counter()
         rng = BlockRng(stream.seed, first, sizes, device)
-        estimates = estimator.estimate(problem, rng)  # n_chunk x D x K
+        estimates = contract.call(
+            estimator, "estimate", problem, rng, suspects=(estimator, cell.task)
+        )  # n_chunk x D x K
         _synchronize(device)
         seconds += time.perf_counter() - t0
-        if estimates.shape != (rng.n, D, K):
-            raise GradbenchError(
-                f"estimator {estimator.name!r} returned shape {tuple(estimates.shape)}, expected {(rng.n, D, K)}"
-            )
+        contract.check_estimates(estimator, estimates, rng.n, problem.theta)
         flat = estimates.reshape(rng.n, D * K)  # n_chunk x P, the estimator's dtype (a view when contiguous)
         if stream.group is not None:
             moments.update_group(flat, stream.group, offset=exact_flat)
@@ -264,12 +262,12 @@ def measure(
     moments = GroupedMoments(D * K, GROUPS, problem.theta.device)
     streams = cell_streams(seed, n, estimator.stateful)
     fresh = copy.deepcopy(estimator) if estimator.stateful else None  # each stream starts from a fresh copy
-    estimator.setup(problem, seed)  # one-off preparation (e.g. training a control variate): not timed
+    contract.call(estimator, "setup", problem, seed, suspects=(estimator, cell.task))  # one-off: not timed
     seconds = 0.0
     for stream in streams:
         if stream.group is not None and stream.group > 0:
             estimator = copy.deepcopy(fresh)
-            estimator.setup(problem, seed)
+            contract.call(estimator, "setup", problem, seed, suspects=(estimator, cell.task))
         seconds += _run_stream(cell, estimator, stream, moments, exact_flat, on_progress)
     return moments, seconds
 
@@ -304,7 +302,9 @@ def run_cell(
         "tau": estimator.config.get("tau", ""),
         "seed": spec.seed,
         "n_samples": n,
-        "draws_per_estimate": estimator.draws_per_estimate,
+        "draws_per_estimate": contract.guarded(
+            (estimator,), estimator, "draws_per_estimate", lambda: estimator.draws_per_estimate
+        ),
         "D": D,
         "K": K,
         "exact_value": problem.exact_value,
