@@ -26,6 +26,24 @@ DEFAULT_OUT = Path("results") / "runs.csv"
 DEFAULT_SAMPLES = 200_000
 DEFAULT_SWEEP_OUT = Path("results") / "sweep.csv"
 
+PerOpt = Annotated[
+    str,
+    typer.Option(
+        "--per", help="Compare MSE per estimate, at equal f evaluations, or at equal time: estimate|evals|time."
+    ),
+]
+BudgetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--budget", help="The common budget: f evaluations (--per evals, default 12) or seconds (--per time, 1e-4)."
+    ),
+]
+OnlyOpt = Annotated[str | None, typer.Option("--only", help="Only these estimators (comma list).")]
+ExcludeOpt = Annotated[str | None, typer.Option("--exclude", help="Leave out these estimators (comma list).")]
+FamilyOpt = Annotated[
+    str | None, typer.Option("--family", help="Only estimators of these families (comma list; e.g. relaxation).")
+]
+
 
 DEBUG = False
 """``--debug`` (anywhere on the command line) or GRADBENCH_DEBUG=1: print the traceback behind a one-line error."""
@@ -266,10 +284,12 @@ def run(
 
         print(row_json(row))
         return
+    from gradbench.judge import verdict
     from gradbench.report import metrics_table
 
     console = _console()
     console.print(metrics_table(row))
+    console.print(verdict(row), highlight=False, markup=False)
     console.print(f"[dim]row appended to[/dim] {out}")
 
 
@@ -389,13 +409,19 @@ def plot(
     metrics: Annotated[
         str, typer.Option("--metrics", "-m", help="Panels: comma list of bias, bias_sq, variance, mse, cosine, snr.")
     ] = "bias,variance,mse",
+    per: PerOpt = "evals",
+    budget: BudgetOpt = None,
+    only: OnlyOpt = None,
+    exclude: ExcludeOpt = None,
+    family: FamilyOpt = None,
 ) -> None:
     """Draw bias, variance and MSE against τ, one figure per task, and print who has the lowest MSE at each τ."""
     from gradbench.aggregate import load_results
-    from gradbench.plots import check_out_dir, parse_formats, parse_metrics, plot_results
-    from gradbench.summary import best_by_tau, summary_markdown, summary_table
+    from gradbench.plots import check_out_dir, parse_formats, parse_metrics, plot_results, select
+    from gradbench.summary import best_by_tau, parse_budget, summary_markdown, summary_table
 
     fmts, panels = parse_formats(formats), parse_metrics(metrics)
+    per, budget = parse_budget(per, budget)
     out = out if out is not None else csv_file.with_name(csv_file.stem + "-figures")
     if _is_train_csv(csv_file):  # training curves: their own module
         from gradbench.plots_train import plot_training
@@ -404,18 +430,44 @@ def plot(
         for path in plot_training(csv_file, out, fmts):
             _console().print(f"wrote {path}", highlight=False)
         return
-    df = load_results(csv_file)
+    df = select(load_results(csv_file), only, exclude, family)
     check_out_dir(out)
-    files, agg = plot_results(df, out, fmts, panels)
-    best = best_by_tau(agg)
+    files, agg = plot_results(df, out, fmts, panels, per=per, budget=budget)
+    best = best_by_tau(agg, per, budget)
     summary = out / "summary.md"
     from gradbench.results import write_atomic
 
-    write_atomic(summary, summary_markdown(best, str(csv_file)))
+    write_atomic(summary, summary_markdown(best, str(csv_file), per, budget))
     console = _console()
-    console.print(summary_table(best, str(csv_file)))
+    console.print(summary_table(best, str(csv_file), per, budget))
     for path in [*files, summary]:
         console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def report(
+    csv_file: Annotated[Path, typer.Argument(metavar="CSV", help="A gradbench results CSV (e.g. from sweep).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (one self-contained page).")] = Path(
+        "report.html"
+    ),
+    per: PerOpt = "evals",
+    budget: BudgetOpt = None,
+    only: OnlyOpt = None,
+    exclude: ExcludeOpt = None,
+    family: FamilyOpt = None,
+) -> None:
+    """Write one self-contained HTML page: summary tables at equal cost and per estimate, figures, environment and
+    the command lines."""
+    from gradbench.aggregate import load_results
+    from gradbench.html_report import build_report, check_out_file, write_report
+    from gradbench.plots import select
+    from gradbench.summary import parse_budget
+
+    per, budget = parse_budget(per, budget)
+    check_out_file(out)
+    df = select(load_results(csv_file), only, exclude, family)
+    write_report(out, build_report(df, str(csv_file), per, budget, argv=sys.argv[1:]))
+    _console().print(f"wrote {out}", highlight=False)
 
 
 DEFAULT_TRAIN_OUT = Path("results") / "train.csv"
@@ -562,6 +614,9 @@ def check(
         bool, typer.Option("--strict", help="Cells too weak to detect the thresholds, or not comparable: exit 2.")
     ] = False,
     fmt: Annotated[str, typer.Option("--format", help="Report format: table, markdown or json.")] = "table",
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Table format: also list unchanged cells and every warning.")
+    ] = False,
     estimator: Annotated[
         list[str] | None, typer.Option("--estimator", "-e", help="--update: only these estimators (repeatable).")
     ] = None,
@@ -684,7 +739,7 @@ def check(
     elif fmt == "markdown":
         print(check_report.render_markdown(result))
     else:
-        check_report.render_rich(result, _console())
+        check_report.render_rich(result, _console(), verbose=verbose)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 

@@ -239,6 +239,18 @@ class Estimator:
         return 1
 
     @property
+    def evals_per_estimate(self) -> int:
+        """Evaluations of f that one estimate costs, the unit of the equal-cost comparisons (``mse_at_equal_evals``).
+
+        Counting rule: every evaluation of f at one point counts once, whether the point is a hard sample or a
+        relaxed one, and whether or not the estimator also back-propagates through it (∂f/∂z at that point is part
+        of the same evaluation, as in a model's forward-backward pass). Work that is not an evaluation of f (extra
+        Gumbel draws, softmaxes, a beam search) is not counted here; it shows in ``seconds_per_estimate``. One-off
+        set-up (RELAX's training of its control variate) is not per-estimate work and is not counted either.
+        Defaults to ``draws_per_estimate``; an estimator whose f evaluations differ from its draws overrides it."""
+        return self.draws_per_estimate
+
+    @property
     def relative_cost(self) -> float:
         """Work of one estimate in units of one single-draw relaxed estimate (Gumbel-Softmax): a hint for sizing
         cells (``gradbench sweep --samples auto``). Defaults to ``draws_per_estimate``; estimators whose cost is not

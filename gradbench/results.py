@@ -58,14 +58,29 @@ RUN_COLUMNS = (
     "torch_version",
     "timestamp",
 )
-COLUMNS = CONTEXT_COLUMNS + METRIC_COLUMNS + RUN_COLUMNS
+COST_COLUMNS = (
+    "evals_per_estimate",
+    "seconds_per_estimate",
+    "mse_at_equal_evals",
+    "mse_at_equal_time",
+)
+"""Cost and equal-cost columns (:mod:`gradbench.cost`), appended after the first format's columns."""
+LEGACY_COLUMNS = CONTEXT_COLUMNS + METRIC_COLUMNS + RUN_COLUMNS
+"""The columns of results files written before the cost columns existed; ``plot`` and ``report`` read them and fill
+in the cost columns (evaluations per estimate = ``draws_per_estimate``, which was then equal for every built-in)."""
+COLUMNS = LEGACY_COLUMNS + COST_COLUMNS
 """Column order of every gradbench CSV. Never reorder or rename without a migration."""
+TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp", "seconds_per_estimate", "mse_at_equal_time")
+"""Columns that depend on the wall clock: everything else in a row is reproducible bit for bit."""
 IDENTITY_COLUMNS = (
     "task", "task_params", "estimator", "estimator_params", "tau", "seed", "n_samples", "dtype", "device",
 )  # fmt: skip
 """What identifies a cell: two rows with equal identity measured the same thing (resume, check, aggregation)."""
-INT_COLUMNS = ("seed", "n_samples", "draws_per_estimate", "D", "K", "threads")
-FLOAT_COLUMNS = ("tau", "exact_value", *METRIC_COLUMNS, "seconds", "estimates_per_sec")
+INT_COLUMNS = ("seed", "n_samples", "draws_per_estimate", "D", "K", "threads", "evals_per_estimate")
+FLOAT_COLUMNS = (
+    "tau", "exact_value", *METRIC_COLUMNS, "seconds", "estimates_per_sec",
+    "seconds_per_estimate", "mse_at_equal_evals", "mse_at_equal_time",
+)  # fmt: skip
 """Numeric columns (``tau`` is empty for estimators without a temperature)."""
 
 

@@ -20,6 +20,7 @@ import torch
 import gradbench
 from gradbench import contract
 from gradbench.core import Estimator, Problem, Task, format_params, resolve_params
+from gradbench.cost import cost_columns
 from gradbench.errors import GradbenchError
 from gradbench.exact import exact_gradient
 from gradbench.limits import check_eta, check_memory, check_samples, check_seed, check_tau
@@ -294,7 +295,7 @@ def run_cell(
         n_done, mean_dev, m2 = moments.pooled()
         details.update(exact_grad=exact_flat.cpu(), mean_dev=mean_dev.cpu(), component_var=(m2 / (n_done - 1)).cpu())
     est_params = {k: v for k, v in estimator.config.items() if k != "tau"}
-    return {
+    row = {
         "task": cell.task.name,
         "task_params": format_params(cell.task.config),
         "estimator": estimator.name,
@@ -318,3 +319,5 @@ def run_cell(
         "torch_version": torch.__version__,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    row.update(cost_columns({**row, "evals_per_estimate": estimator.evals_per_estimate}))
+    return row

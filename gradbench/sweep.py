@@ -53,12 +53,13 @@ from gradbench.results import (
     read_header,
     write_atomic,
 )
+from gradbench.results import TIMING_COLUMNS as RESULT_TIMING_COLUMNS
 
 _one_line = one_line  # the name gradbench.train imports
 
-TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp")
+TIMING_COLUMNS = RESULT_TIMING_COLUMNS
 """The only columns allowed to differ between two runs of the same sweep (any executor, worker count, resumed or
-not)."""
+not): defined once in gradbench.results."""
 
 # ---------------------------------------------------------------------------------------------------------------
 # The output file
