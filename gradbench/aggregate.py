@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gradbench.errors import GradbenchError
-from gradbench.results import COLUMNS, FLOAT_COLUMNS, IDENTITY_COLUMNS, INT_COLUMNS, LEGACY_COLUMNS
+from gradbench.results import COLUMNS, FLOAT_COLUMNS, IDENTITY_COLUMNS, INT_COLUMNS, LEGACY_COLUMNS, check_regular
 
 FIGURE_KEYS = ["task", "task_params", "dtype", "device"]
 """One figure per distinct value of these columns."""
@@ -61,8 +61,7 @@ def load_results(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise GradbenchError(f"{path} does not exist")
-    if path.is_dir():
-        raise GradbenchError(f"{path} is a directory, not a CSV file")
+    check_regular(path, "CSV")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -71,6 +70,9 @@ def load_results(path: Path) -> pd.DataFrame:
         raise GradbenchError(f"cannot read {path}: {exc.strerror}") from None
     if not text.strip():
         raise GradbenchError(f"{path} is empty")
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise GradbenchError(f"{path} is not a text CSV file: NUL byte on line {line}")
     try:
         records = list(csv.reader(text.splitlines()))
     except csv.Error as exc:
@@ -104,8 +106,21 @@ def load_results(path: Path) -> pd.DataFrame:
             line = int(bad.to_numpy().nonzero()[0][0]) + 2
             raise GradbenchError(f"{path}, line {line}: column {column!r} is not a number: {values[bad].iloc[0]!r}")
         df[column] = converted.astype(float)
+    for column, low in (("seed", 0), ("n_samples", 2), ("D", 1), ("K", 1), ("draws_per_estimate", 0)):
+        values = df[column]
+        bad = ~(values.between(low, 2.0**63 - 1) & (values == values.round()))
+        if bad.any():
+            line = int(bad.to_numpy().nonzero()[0][0]) + 2
+            raise GradbenchError(
+                f"{path}, line {line}: column {column!r} must be an integer ≥ {low}, got {values[bad].iloc[0]!r}"
+            )
     for column in ("seed", "n_samples", "D", "K"):
         df[column] = df[column].astype("int64")
+    for column in ("task", "estimator", "dtype", "device"):
+        empty = df[column].str.strip() == ""
+        if empty.any():
+            line = int(empty.to_numpy().nonzero()[0][0]) + 2
+            raise GradbenchError(f"{path}, line {line}: column {column!r} is empty")
     if legacy:
         from gradbench.cost import with_budgets
 

@@ -69,6 +69,8 @@ def summary_lines(check: CheckResult) -> list[str]:
     o = check.options
     counts = ", ".join(f"{len(check.by_status(s))} {s}" for s in STATUSES if check.by_status(s))
     verdict = {0: "PASS", 1: "FAIL (regression)", 2: "FAIL (--strict)"}[check.exit_code]
+    if check.exit_code == 1 and not any(c.status in ("worse", "changed") for c in check.cells):
+        verdict = "FAIL (cells not comparable; --allow-missing NAME skips them)"
     env0 = check.baseline_env
     lines = [
         f"gradbench check: {verdict} — {len(check.cells)} cells: {counts}",

@@ -147,6 +147,13 @@ class Task:
     def __init__(self, **options: Any) -> None:
         self.config = resolve_params(f"task {self.name!r}", self.params, options)
 
+    @classmethod
+    def dims(cls, config: dict[str, Any]) -> tuple[int, int] | None:
+        """(D, K) a task built from the resolved options ``config`` will have, computed without building it, so
+        that a size too large for memory is refused before any tensor exists. None (the default): unknown until
+        the task is built."""
+        return None
+
     def initial_logits(self) -> torch.Tensor:
         """θ at which gradients are measured, float64, D x K."""
         raise NotImplementedError

@@ -77,6 +77,8 @@ def read_rows(path: Path, columns: tuple[str, ...] = COLUMNS) -> list[dict[str, 
             "choose another --out"
         )
     data = path.read_bytes()
+    if b"\0" in data:
+        raise GradbenchError(f"{path} is not a text CSV file (it holds NUL bytes); choose another --out")
     if not data.endswith(b"\n"):
         raise GradbenchError(f"{path} ends with a partial line; repair or move it before resuming")
     rows = []
