@@ -28,6 +28,7 @@ from typing import Any
 
 from gradbench.core import Estimator, Task, format_params
 from gradbench.errors import GradbenchError
+from gradbench.limits import MAX_CELLS, MAX_SEEDS, MAX_TAUS, check_samples, check_seed
 
 DEFAULT_TAUS = "0.05:5:11"
 DEFAULT_SEEDS = "3"
@@ -75,6 +76,8 @@ def parse_taus(text: str) -> list[float]:
             raise GradbenchError(f"--taus {text!r}: COUNT must be an integer, got {parts[2]!r}") from None
         if count < 1 or (count == 1 and low != high):
             raise GradbenchError(f"--taus {text!r}: COUNT must be ≥ 2 (or 1 when LOW = HIGH)")
+        if count > MAX_TAUS:
+            raise GradbenchError(f"--taus {text!r}: at most {MAX_TAUS:,} temperatures; give a smaller COUNT")
         if low > high:
             raise GradbenchError(f"--taus {text!r}: LOW must not exceed HIGH")
         if count == 1:
@@ -89,6 +92,8 @@ def parse_taus(text: str) -> list[float]:
         items = [t for t in text.split(",") if t.strip()]
         if not items:
             raise GradbenchError("--taus: give a comma list (0.1,0.5,1) or a range LOW:HIGH:COUNT (0.05:5:11)")
+        if len(items) > MAX_TAUS:
+            raise GradbenchError(f"--taus: {len(items):,} temperatures, at most {MAX_TAUS:,}")
         values = [_float(t, "--taus") for t in items]
     return sorted(set(values))
 
@@ -98,18 +103,23 @@ def parse_seeds(text: str) -> list[int]:
     text = text.strip()
     try:
         if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
+            items = [s for s in text.split(",") if s.strip()]
+            if len(items) > MAX_SEEDS:
+                raise GradbenchError(f"--seeds: {len(items):,} seeds, at most {MAX_SEEDS:,}")
+            seeds = [int(s) for s in items]
             if not seeds:
                 raise ValueError
         else:
             count = int(text)
             if count < 1:
                 raise GradbenchError(f"--seeds {text}: a count must be at least 1")
+            if count > MAX_SEEDS:
+                raise GradbenchError(f"--seeds {count}: at most {MAX_SEEDS:,} seeds per sweep; give a smaller count")
             seeds = list(range(count))
     except ValueError:
         raise GradbenchError(f"--seeds {text!r}: give a count (3) or a comma list of integers (0,5,7)") from None
-    if any(s < 0 for s in seeds):
-        raise GradbenchError(f"--seeds {text!r}: seeds must be ≥ 0")
+    for seed in seeds:
+        check_seed(seed, "--seeds")
     if len(set(seeds)) != len(seeds):
         raise GradbenchError(f"--seeds {text!r}: a seed is repeated")
     return seeds
@@ -136,9 +146,7 @@ def parse_samples(text: str) -> int | None:
         n = int(text.replace("_", ""))
     except ValueError:
         raise GradbenchError(f"--samples {text!r}: give a number of estimates or 'auto'") from None
-    if n < 2:
-        raise GradbenchError(f"--samples must be at least 2 (variance needs two estimates), got {n}")
-    return n
+    return check_samples(n)
 
 
 def auto_samples(task: Task, estimator: Estimator) -> int:
@@ -323,7 +331,7 @@ def expand_grid(
     started.
     """
     from gradbench.registry import get_estimator, get_task
-    from gradbench.runner import cached_exact_gradient
+    from gradbench.runner import cached_exact_gradient, construct_task
 
     task_lists, est_lists = option_lists(task_opts, "--task-opt"), option_lists(est_opts, "--est-opt")
     task_classes = [get_task(t) for t in tasks]
@@ -335,6 +343,11 @@ def expand_grid(
                 raise GradbenchError(f"--vary {key}: also given with --task-opt/--est-opt")
         task_lists, est_lists = {**task_lists, **vary_tasks}, {**est_lists, **vary_ests}
         taus = vary_taus if vary_taus is not None else taus
+    n_est = sum((len(taus) if e.has_tau() else 1) * max(1, len(_applicable(est_lists, e.params))) for e in est_classes)
+    n_task = sum(max(1, len(_applicable(task_lists, t.params))) for t in task_classes)
+    size = n_task * n_est * len(seeds)
+    if size > MAX_CELLS:
+        raise GradbenchError(f"the grid would have {size:,} cells, at most {MAX_CELLS:,}; split the sweep")
     _check_options_apply(task_lists, task_classes, "--task-opt", "task")
     _check_options_apply(est_lists, est_classes, "--est-opt", "estimator")
 
@@ -343,7 +356,7 @@ def expand_grid(
     for task_cls in task_classes:
         variants = _applicable(task_lists, task_cls.params)
         for task_combo in variants:
-            task = task_cls(**task_combo)
+            task = construct_task(task_cls, task_combo)
             try:
                 cached_exact_gradient(task)
             except GradbenchError as exc:  # e.g. too many configurations to enumerate

@@ -42,16 +42,18 @@ TAU = XAxis("tau", True)
 
 
 def varied_options(df: pd.DataFrame) -> list[str]:
-    """Numeric options that take more than one value in ``df``'s task or estimator parameters."""
+    """Numeric options that take more than one value for one task and estimator in ``df``'s parameters (options
+    that merely differ between estimators, such as RLOO's m and another estimator's m, are no sweep axis)."""
     found = []
-    for column in PARAM_COLUMNS:
-        values: dict[str, set[str]] = {}
-        for text in df[column].unique():
-            for key, value in parse_params(text).items():
-                values.setdefault(key, set()).add(value)
-        for key, seen in values.items():
-            if len(seen) > 1 and all(_number(v) is not None for v in seen) and key not in found:
-                found.append(key)
+    for _, group in df.groupby(["task", "estimator"], sort=False):
+        for column in PARAM_COLUMNS:
+            values: dict[str, set[str]] = {}
+            for text in group[column].unique():
+                for key, value in parse_params(text).items():
+                    values.setdefault(key, set()).add(value)
+            for key, seen in values.items():
+                if len(seen) > 1 and all(_number(v) is not None for v in seen) and key not in found:
+                    found.append(key)
     return found
 
 

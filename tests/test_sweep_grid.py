@@ -133,7 +133,7 @@ def test_plot_draws_points_at_the_varied_values(cli, tmp_path):
     moved = move_to_x(df, axis)
     agg = aggregate(moved)
     key = {"task": "gauss-square", "task_params": moved["task_params"].iloc[0], "dtype": "float32", "device": "cpu"}
-    fig = build_figure(key, agg, moved, ["variance"], axis)
+    fig = build_figure(key, agg, moved, ["variance"], axis=axis)
     (ax,) = fig.axes
     (line,) = [a for a in ax.get_lines() if a.get_gid() and a.get_gid().startswith("variance|pathwise")]
     assert list(line.get_xdata()) == [-1.0, 0.0, 1.0] and ax.get_xscale() == "linear" and ax.get_xlabel() == "k"
