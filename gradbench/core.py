@@ -224,6 +224,11 @@ class Estimator:
         in f evaluations (e.g. k conditional draws per estimate) override it."""
         return float(self.draws_per_estimate)
 
+    def evals_on(self, task: Task) -> int:
+        """Evaluations of f one estimate costs on ``task`` (the CSV's ``draws_per_estimate``): ``draws_per_estimate``
+        unless the cost depends on the task's size (IndeCateR: D·K evaluations)."""
+        return self.draws_per_estimate
+
     def incompatibility(self, task: Task) -> str | None:
         """Why this estimator cannot run on ``task``, or None when it can."""
         if self.needs_relaxation and not task.relaxable:

@@ -180,7 +180,7 @@ def run_cell(
         "tau": estimator.config.get("tau", ""),
         "seed": spec.seed,
         "n_samples": n,
-        "draws_per_estimate": estimator.draws_per_estimate,
+        "draws_per_estimate": estimator.evals_on(cell.task),
         "D": D,
         "K": K,
         "exact_value": problem.exact_value,
