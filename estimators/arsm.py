@@ -48,6 +48,7 @@ class Arsm(Estimator):
     family = "antithetic"
     reference = "Yin, Yue & Zhou 2019"
     unbiased = True
+    cost_formula = "K(K−1)/2 + 1"
 
     def evals_on(self, task: Task) -> int:
         return task.K * (task.K - 1) // 2 + 1

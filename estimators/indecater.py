@@ -46,6 +46,7 @@ class IndeCateR(Estimator):
     family = "score-function"
     reference = "De Smet et al. 2023"
     unbiased = True
+    cost_formula = "D·K"
 
     def evals_on(self, task: Task) -> int:
         return task.D * task.K

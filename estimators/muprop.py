@@ -31,6 +31,7 @@ class MuProp(Estimator):
     reference = "Gu et al. 2016"
     unbiased = True
     needs_relaxation = True
+    cost_formula = "1 + (f, ∇f at μ once per θ)"
 
     def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
         task, p = problem.task, problem.probs  # p: D x K

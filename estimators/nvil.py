@@ -42,6 +42,7 @@ class Nvil(Estimator):
     family = "control-variate"
     reference = "Mnih & Gregor 2014"
     unbiased = False
+    cost_formula = "1 + training"
     params = (
         Param("steps", int, 100, "mini-batches of 64 draws that learn the baseline and the variance", low=1),
         Param("train_seed", int, 0, "seed of the training draws (not the cell's seed)", low=0),

@@ -80,6 +80,7 @@ class RaoBlackwellReinforce(Estimator):
     family = "score-function"
     reference = "Liu et al. 2019"
     unbiased = True
+    cost_formula = "summed + 1"
     params = (Param("summed", int, 1, "most probable joint configurations summed exactly (< K^D)", low=0),)
 
     @property

@@ -204,6 +204,10 @@ class Estimator:
     needs_relaxation: ClassVar[bool] = False
     binary_only: ClassVar[bool] = False
     params: ClassVar[tuple[Param, ...]] = ()
+    cost_formula: ClassVar[str | None] = None
+    """f evaluations per estimate as a formula, for the estimator table, when not a constant (e.g. "m", "D·K")."""
+    default_sweep: ClassVar[bool] = True
+    """False: left out of ``gradbench sweep --estimators all`` (too slow for the default grid); still runs by name."""
 
     def __init__(self, **hparams: Any) -> None:
         self.config = resolve_params(f"estimator {self.name!r}", self.params, hparams)
