@@ -25,7 +25,9 @@ class ReinforceBaseline(Estimator):
 
     State: the running sum and count (float64) are carried between calls and updated block by block (an exclusive
     cumulative sum within each block, then the block's total), so the numbers are bit-identical whatever the chunk
-    size; a call starting at block 0 starts a fresh cell, and calls must otherwise come in block order.
+    size; a call starting at block 0 starts a fresh stream, and calls must otherwise come in block order. Declared
+    ``stateful``: the runner draws a cell as 16 independent streams, each with its own running mean, one per
+    replicate group, so the batch-means standard errors are not coupled through a shared baseline.
     Williams (1992), "Simple statistical gradient-following algorithms for connectionist reinforcement
     learning", Machine Learning 8 (reinforcement baselines); Sutton & Barto (2018), §13.4.
     """
@@ -35,6 +37,7 @@ class ReinforceBaseline(Estimator):
     family = "score-function"
     reference = "Williams 1992"
     unbiased = True
+    stateful = True  # the runner gives each replicate group its own stream (and running mean)
 
     def __init__(self, **hparams) -> None:
         super().__init__(**hparams)

@@ -1,6 +1,6 @@
 """``gradbench check``: re-run every cell of a baseline and decide whether an estimator got biased, noisier or slower.
 
-Two tiers (see README, "Regression check"):
+Two tiers (see docs/design.md, "Regression check"):
 
 - **exact tier** — the environment matches the baseline's (:data:`gradbench.baseline.MATCH_KEYS`) and the seeds
   are the baseline's: the runner is deterministic per seed, so every metric column must come back equal to a

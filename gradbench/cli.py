@@ -214,7 +214,7 @@ def sweep(
     dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64 for the estimates.")] = "float32",
     plugin: PluginOpt = None,
 ) -> int:
-    """Run a grid of cells (tasks × estimators × temperatures × seeds) into one CSV; see README "Sweeps and figures"."""
+    """Run a grid of cells (tasks × estimators × temperatures × seeds) into one CSV; see README, "Sweep"."""
     from gradbench import sweep as sw
     from gradbench.progress import SweepProgress, outcome_line, plan_line, skipped_table
     from gradbench.registry import all_tasks, default_sweep_estimators, get_estimator, get_task
@@ -300,7 +300,7 @@ DEFAULT_BASELINE = Path("results") / "baseline.csv"
 @app.command()
 def check(
     baseline: Annotated[
-        Path, typer.Option("--baseline", "-b", help="Baseline file (see README, 'Regression check').")
+        Path, typer.Option("--baseline", "-b", help="Baseline file (see README, 'Regression check and CI').")
     ] = DEFAULT_BASELINE,
     update: Annotated[
         bool, typer.Option("--update", help="Write/refresh the baseline from a fresh run of the default grid.")

@@ -192,7 +192,12 @@ class Estimator:
 
     Flags (class attributes, like ``has_rsample`` in torch.distributions):
     ``unbiased`` — E[estimate] = exact gradient (tested against enumeration for every task);
-    ``needs_relaxation`` — evaluates f off the vertices of the simplex; ``binary_only`` — K = 2 tasks only.
+    ``needs_relaxation`` — evaluates f off the vertices of the simplex; ``binary_only`` — K = 2 tasks only;
+    ``stateful`` — carries state from one :meth:`estimate` call to the next (e.g. a running-mean baseline). The
+    runner then draws a stateful estimator's estimates as G independent *streams* (one per replicate group, each
+    from its own copy of the set-up estimator and its own seed), so that state never crosses replicate groups and
+    the batch-means standard errors stay honest (see :mod:`gradbench.stats`). State prepared once in :meth:`setup`
+    and frozen afterwards (RELAX's trained control variate) is not what this flag is about.
     ``params`` declares the hyper-parameters; a temperature is always called ``tau``.
     """
 
@@ -203,6 +208,7 @@ class Estimator:
     unbiased: ClassVar[bool]
     needs_relaxation: ClassVar[bool] = False
     binary_only: ClassVar[bool] = False
+    stateful: ClassVar[bool] = False
     params: ClassVar[tuple[Param, ...]] = ()
     cost_formula: ClassVar[str | None] = None
     """f evaluations per estimate as a formula, for the estimator table, when not a constant (e.g. "m", "D·K")."""
@@ -244,9 +250,10 @@ class Estimator:
     def setup(self, problem: Problem, seed: int) -> None:
         """Called once per cell, before the first :meth:`estimate`, on a fresh instance.
 
-        Stateful estimators prepare here (e.g. train a control variate with their own generator seeded from
-        ``seed``). State carried between :meth:`estimate` calls must be updated block by block (``rng.sizes``,
-        ``rng.first_block``) so that results stay identical whatever the chunk size.
+        Estimators with state prepare here (e.g. train a control variate with a generator of their own). State
+        carried between :meth:`estimate` calls (declare ``stateful = True``) must be updated block by block
+        (``rng.sizes``, ``rng.first_block``) so that results stay identical whatever the chunk size, and must start
+        afresh when ``rng.first_block`` is 0: each stream of a stateful estimator starts at block 0.
         """
 
     def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:

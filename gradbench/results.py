@@ -1,4 +1,4 @@
-"""The tidy CSV: one row per cell, columns fixed and documented in README.md ("Result columns").
+"""The tidy CSV: one row per cell, columns fixed and documented in docs/columns.md ("Result columns").
 
 Writes never leave a half-written file:
 - a new file is written to a temporary file in the same folder and renamed into place (atomic on POSIX);

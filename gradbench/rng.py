@@ -26,6 +26,12 @@ def block_seed(seed: int, block: int) -> int:
     return _splitmix64(_splitmix64(seed & _MASK64) ^ block) >> 1
 
 
+def stream_seed(seed: int, stream: int) -> int:
+    """Seed of independent stream ``stream`` of a cell seeded with ``seed`` (stateful estimators draw one stream per
+    replicate group; each stream is then cut into blocks seeded by :func:`block_seed` as usual)."""
+    return _splitmix64(_splitmix64(seed & _MASK64) ^ _splitmix64(0x5354524541 + stream)) >> 1
+
+
 def block_size_for(n_params: int, target_elements: int = 1 << 18, cap: int = 1 << 14, floor: int = 16) -> int:
     """Estimates per block: a power of two with about ``target_elements`` gradient entries, in [floor, cap]."""
     size = cap

@@ -7,6 +7,7 @@ does not grow with ``n_samples``.
 
 from __future__ import annotations
 
+import copy
 import math
 import time
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from gradbench.core import Estimator, Problem, Task, format_params
 from gradbench.errors import GradbenchError
 from gradbench.exact import exact_gradient
 from gradbench.registry import get_estimator, get_task
-from gradbench.rng import BlockRng, block_size_for
+from gradbench.rng import BlockRng, block_size_for, stream_seed
 from gradbench.stats import GROUPS, GroupedMoments, compute_metrics
 
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
@@ -127,6 +128,66 @@ def _synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
+@dataclass(frozen=True)
+class Stream:
+    """A run of ``n`` consecutive estimates drawn from ``seed`` (cut into blocks as usual); ``group`` is the replicate
+    group every estimate of it feeds, or None for the interleaved groups of a single stream."""
+
+    seed: int
+    n: int
+    group: int | None
+
+
+def cell_streams(seed: int, n: int, stateful: bool) -> list[Stream]:
+    """The streams of a cell: one for an estimator without state (its estimates feed the G replicate groups
+    interleaved); G independent streams, stream s with ⌈(n − s)/G⌉ estimates feeding group s alone, for a stateful
+    estimator, so that no state is shared between groups (their batch means stay independent)."""
+    if not stateful:
+        return [Stream(seed, n, None)]
+    return [Stream(stream_seed(seed, s), (n - s + GROUPS - 1) // GROUPS, s) for s in range(min(GROUPS, n))]
+
+
+def _run_stream(
+    cell: PreparedCell,
+    estimator: Estimator,
+    stream: Stream,
+    moments: GroupedMoments,
+    exact_flat: torch.Tensor,
+    on_progress: Callable[[int], None] | None,
+) -> float:
+    """Draw one stream's estimates chunk by chunk into ``moments``; returns the seconds spent estimating."""
+    problem = cell.problem
+    device = problem.theta.device
+    D, K = cell.task.D, cell.task.K
+    n, block = stream.n, cell.block_size
+    n_blocks = math.ceil(n / block)
+    seconds = 0.0
+    for first in range(0, n_blocks, cell.chunk_blocks):
+        last = min(first + cell.chunk_blocks, n_blocks)
+        sizes = [min(block, n - b * block) for b in range(first, last)]
+        _synchronize(device)
+        t0 = time.perf_counter()
+        rng = BlockRng(stream.seed, first, sizes, device)
+        estimates = estimator.estimate(problem, rng)  # n_chunk x D x K
+        _synchronize(device)
+        seconds += time.perf_counter() - t0
+        if estimates.shape != (rng.n, D, K):
+            raise GradbenchError(
+                f"estimator {estimator.name!r} returned shape {tuple(estimates.shape)}, expected {(rng.n, D, K)}"
+            )
+        flat = estimates.reshape(rng.n, D * K)  # n_chunk x P, the estimator's dtype (a view when contiguous)
+        if stream.group is not None:
+            moments.update_group(flat, stream.group, offset=exact_flat)
+        else:
+            start = 0
+            for b, size in zip(range(first, last), sizes, strict=True):
+                moments.update(flat[start : start + size], b * block, offset=exact_flat)  # moments of g − g*
+                start += size
+        if on_progress is not None:
+            on_progress(rng.n)
+    return seconds
+
+
 def run_cell(
     spec: CellSpec, on_progress: Callable[[int], None] | None = None, details: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -141,30 +202,16 @@ def run_cell(
     D, K = cell.task.D, cell.task.K
     exact_flat = problem.exact_grad.reshape(-1)  # P, float64
     moments = GroupedMoments(D * K, GROUPS, device)
-    n, block = spec.n_samples, cell.block_size
-    n_blocks = math.ceil(n / block)
+    streams = cell_streams(spec.seed, spec.n_samples, estimator.stateful)
+    fresh = copy.deepcopy(estimator) if estimator.stateful else None  # each stream starts from a fresh copy
     estimator.setup(problem, spec.seed)  # one-off preparation (e.g. training a control variate): not timed
     seconds = 0.0
-    for first in range(0, n_blocks, cell.chunk_blocks):
-        last = min(first + cell.chunk_blocks, n_blocks)
-        sizes = [min(block, n - b * block) for b in range(first, last)]
-        _synchronize(device)
-        t0 = time.perf_counter()
-        rng = BlockRng(spec.seed, first, sizes, device)
-        estimates = estimator.estimate(problem, rng)  # n_chunk x D x K
-        _synchronize(device)
-        seconds += time.perf_counter() - t0
-        if estimates.shape != (rng.n, D, K):
-            raise GradbenchError(
-                f"estimator {estimator.name!r} returned shape {tuple(estimates.shape)}, expected {(rng.n, D, K)}"
-            )
-        flat = estimates.reshape(rng.n, D * K)  # n_chunk x P, the estimator's dtype (a view when contiguous)
-        start = 0
-        for b, size in zip(range(first, last), sizes, strict=True):
-            moments.update(flat[start : start + size], b * block, offset=exact_flat)  # float64 moments of g − g*
-            start += size
-        if on_progress is not None:
-            on_progress(rng.n)
+    for stream in streams:
+        if stream.group is not None and stream.group > 0:
+            estimator = copy.deepcopy(fresh)
+            estimator.setup(problem, spec.seed)
+        seconds += _run_stream(cell, estimator, stream, moments, exact_flat, on_progress)
+    n = spec.n_samples
     metrics = compute_metrics(moments, exact_flat, torch.finfo(problem.theta.dtype).eps, abs(problem.exact_value))
     if math.isnan(metrics.variance):
         raise GradbenchError(f"estimator {estimator.name!r} produced NaN estimates on task {cell.task.describe()}")

@@ -7,6 +7,12 @@ component whose estimates are all equal has exactly zero variance. The groups gi
 for ``variance`` and ``mse`` (the spread of the G per-group values), without keeping any estimate.
 
 All moments are of the deviations x_i = g_i − g* (float64), which keeps the arithmetic well conditioned.
+
+Batch means assume the groups are independent. Interleaved groups of one stream of draws are, for an estimator
+without state; an estimator that carries state from draw to draw (``Estimator.stateful``, e.g. a running-mean
+baseline) would couple them through that shared state, so the runner gives such an estimator G independent
+streams instead — each with its own copy of the estimator and its own seed — and stream s feeds group s alone
+(:meth:`GroupedMoments.update_group`).
 """
 
 from __future__ import annotations
@@ -95,6 +101,34 @@ class GroupedMoments:
             if offset is not None:
                 mean[:rest] -= offset
             self._merge(count, mean, torch.zeros_like(self.m2))
+
+    def update_group(self, x: torch.Tensor, group: int, offset: torch.Tensor | None = None) -> None:
+        """Add every row of x (L x P, any float dtype) to replicate group ``group``: the moments of x − ``offset``.
+
+        Used for the independent streams of a stateful estimator (one stream per group). As in :meth:`update`, the
+        rows are shifted by the first one and summed in float64, so a constant component has exactly zero M2.
+        """
+        L = x.shape[0]
+        if L == 0:
+            return
+        if self._work is None or self._work.numel() < x.numel() or self._work.device != x.device:
+            self._work = torch.empty(x.numel(), dtype=torch.float64, device=x.device)
+        shifted = self._work[: x.numel()].view(L, -1)  # L x P
+        shifted.copy_(x.reshape(L, -1))
+        shift = shifted[0].clone()  # P
+        shifted -= shift
+        s1 = shifted.sum(0)  # P
+        mean_one = s1.div_(L)  # P, mean of x − s
+        m2_one = shifted.square_().sum(0).addcmul_(mean_one, mean_one, value=-float(L)).clamp_(min=0.0)  # P
+        if offset is not None:
+            shift -= offset
+        count = torch.zeros_like(self.count)  # G
+        count[group] = float(L)
+        mean = torch.zeros_like(self.mean)  # G x P
+        mean[group] = mean_one + shift
+        m2 = torch.zeros_like(self.m2)  # G x P
+        m2[group] = m2_one
+        self._merge(count, mean, m2)
 
     def pooled(self) -> tuple[float, torch.Tensor, torch.Tensor]:
         """(n, mean P, M2 P) of all estimates: the groups merged in order."""
