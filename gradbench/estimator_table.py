@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import re
 
-from gradbench.core import REQUIRED, Estimator
+from gradbench.core import REQUIRED, Estimator, Param
+
+
+def describe_param(p: Param) -> str:
+    """``name`` (default …, range)."""
+    default = "required" if p.default is REQUIRED else f"default {p.default}"
+    rng = p.describe_range()
+    return f"`{p.name}` ({default}{', ' + rng if rng else ''})"
 
 HEADER = (
     "# Estimators\n\n"
@@ -41,8 +48,8 @@ def estimators_markdown(estimators: dict[str, type[Estimator]]) -> str:
     lines = [
         HEADER,
         "| estimator | family | unbiased | f evaluations per estimate | needs relaxation | binary only "
-        "| default sweep | paper |",
-        "|---|---|---|---|---|---|---|---|",
+        "| default sweep | hyper-parameters | paper |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for name, cls in sorted(estimators.items()):
         cells = [
@@ -53,6 +60,7 @@ def estimators_markdown(estimators: dict[str, type[Estimator]]) -> str:
             _yes(cls.needs_relaxation),
             _yes(cls.binary_only),
             _yes(cls.default_sweep),
+            "; ".join(describe_param(p) for p in cls.params) or "—",
             cls.reference or "—",
         ]
         lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
