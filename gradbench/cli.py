@@ -279,8 +279,15 @@ def plot(
     from gradbench.summary import best_by_tau, summary_markdown, summary_table
 
     fmts, panels = parse_formats(formats), parse_metrics(metrics)
-    df = load_results(csv_file)
     out = out if out is not None else csv_file.with_name(csv_file.stem + "-figures")
+    if _is_train_csv(csv_file):  # training curves: their own module
+        from gradbench.plots_train import plot_training
+
+        check_out_dir(out)
+        for path in plot_training(csv_file, out, fmts):
+            _console().print(f"wrote {path}", highlight=False)
+        return
+    df = load_results(csv_file)
     check_out_dir(out)
     files, agg = plot_results(df, out, fmts, panels)
     best = best_by_tau(agg)
@@ -292,6 +299,118 @@ def plot(
     console.print(summary_table(best, str(csv_file)))
     for path in [*files, summary]:
         console.print(f"wrote {path}", highlight=False)
+
+
+DEFAULT_TRAIN_OUT = Path("results") / "train.csv"
+
+
+@app.command()
+def train(
+    estimators: Annotated[str, typer.Option("--estimators", "-e", help="Comma list of estimators, or all.")],
+    task: Annotated[str, typer.Option("--task", "-t", help="Task to train (a toy or a model task).")] = "bernoulli",
+    task_opt: Annotated[
+        list[str] | None, typer.Option("--task-opt", help="Task option KEY=VALUE (repeatable).")
+    ] = None,
+    est_opt: Annotated[
+        list[str] | None, typer.Option("--est-opt", help="KEY=VALUE for every estimator that has it (repeatable).")
+    ] = None,
+    taus: Annotated[str, typer.Option("--taus", help="Temperatures (initial ones under a schedule).")] = "0.5",
+    steps: Annotated[int, typer.Option("--steps", help="Optimizer steps per run.")] = 1000,
+    seeds: Annotated[str, typer.Option("--seeds", help="A count N (seeds 0..N-1) or a comma list.")] = "3",
+    lr: Annotated[float, typer.Option("--lr", help="Learning rate > 0.")] = 0.01,
+    optimizer: Annotated[str, typer.Option("--optimizer", help="adam or sgd.")] = "adam",
+    batch_estimates: Annotated[
+        int, typer.Option("--batch-estimates", "-m", help="Estimates averaged per step (M).")
+    ] = 1,
+    eval_every: Annotated[int, typer.Option("--eval-every", help="Steps between evaluations.")] = 100,
+    eval_samples: Annotated[
+        int, typer.Option("--eval-samples", help="Estimates per gradient-quality evaluation.")
+    ] = 1024,
+    schedule: Annotated[
+        str, typer.Option("--schedule", help="Temperature: constant or exponential (Jang et al. 2017).")
+    ] = "constant",
+    anneal_rate: Annotated[float, typer.Option("--anneal-rate", help="r in τ = max(τ_min, τ₀ e^(−r·step)).")] = 1e-4,
+    tau_min: Annotated[float, typer.Option("--tau-min", help="Floor of the annealed temperature.")] = 0.5,
+    out: Annotated[Path, typer.Option("--out", "-o", help="CSV file of the training curves.")] = DEFAULT_TRAIN_OUT,
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Parallel worker processes (default: CPU count).")
+    ] = None,
+    threads: Annotated[int, typer.Option("--threads", help="torch threads per worker.")] = 1,
+    resume: Annotated[bool, typer.Option("--resume", help="Run only the runs missing from --out.")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
+    dtype: Annotated[str, typer.Option("--dtype", help="float32 or float64 for the estimates.")] = "float32",
+    plugin: PluginOpt = None,
+) -> int:
+    """Optimise with each estimator's gradient; record the exact objective and the gradient quality along the way."""
+    from gradbench import sweep as sw
+    from gradbench import train as tr
+    from gradbench.progress import TrainProgress
+    from gradbench.registry import all_estimators, get_estimator
+
+    load_plugins(plugin)
+    set_threads(threads)
+    if workers is None:
+        workers = sw.default_workers()
+    if workers < 1:
+        raise GradbenchError(f"--workers must be at least 1, got {workers}")
+    if resume and overwrite:
+        raise GradbenchError("--resume and --overwrite exclude each other")
+    settings = tr.TrainSettings(
+        optimizer=optimizer,
+        lr=lr,
+        steps=steps,
+        batch_estimates=batch_estimates,
+        eval_every=eval_every,
+        eval_samples=eval_samples,
+        schedule=schedule,
+        anneal_rate=anneal_rate,
+        tau_min=tau_min,
+        dtype=dtype,
+    )
+    settings.validate()
+    runs = tr.plan_runs(
+        task,
+        sw.parse_names(estimators, "estimator", all_estimators(), get_estimator),
+        sw.parse_taus(taus),
+        sw.parse_seeds(seeds),
+        settings,
+        task_opts=parse_key_values(task_opt, "--task-opt"),
+        est_opts=parse_key_values(est_opt, "--est-opt"),
+        strict=estimators.strip() != "all",
+    )
+    todo, already = tr.prepare_output(out, runs, resume=resume, overwrite=overwrite)
+    workers = max(1, min(workers, len(todo) or 1))
+    status = _console(stderr=True)
+    extra = f"; {already} already in the file" if already else ""
+    status.print(
+        f"train: {len(runs)} runs ({len(todo)} to do{extra}) × {steps} steps on {workers} worker(s)", highlight=False
+    )
+    with TrainProgress(status) as display:
+        plugins = [str(p) for p in plugin or ()]
+        outcome = tr.run_training(runs, out, todo, workers, threads, plugins, listener=display)
+    console = _console()
+    for label in outcome.diverged:
+        console.print(f"[yellow]diverged:[/yellow] {label} (recorded; the other runs went on)", highlight=False)
+    for label, reason in outcome.failed:
+        console.print(f"[red]failed:[/red] {label}: {reason}", highlight=False)
+    if outcome.interrupted:
+        print(f"interrupted after {outcome.seconds:.1f} s; add --resume to the same command to finish", file=sys.stderr)
+        return 130
+    console.print(
+        f"train done in {outcome.seconds:.1f} s: {outcome.done} runs written to {out}"
+        + (f" ({already} were already there)" if already else ""),
+        highlight=False,
+    )
+    console.print(f"plot it:  gradbench plot {out}", highlight=False)
+    return 1 if outcome.failed else 0
+
+
+def _is_train_csv(path: Path) -> bool:
+    """A ``gradbench train`` CSV (told apart from run/sweep results by its header)."""
+    from gradbench.results import read_header
+    from gradbench.train import TRAIN_COLUMNS
+
+    return path.is_file() and tuple(read_header(path) or ()) == TRAIN_COLUMNS
 
 
 DEFAULT_BASELINE = Path("results") / "baseline.csv"

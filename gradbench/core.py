@@ -161,6 +161,13 @@ class Task:
         estimators faster (it is tested against autograd for every task that has one)."""
         return None
 
+    def exact_expectation(self, theta: torch.Tensor) -> tuple[float, torch.Tensor] | None:
+        """Optional exact (E_{z~p_θ} f, ∇_θ E f) at ``theta`` (float64 CPU, D x K), returned in float64 with the
+        gradient shaped like ``theta``: a task's own closed form or structured enumeration (e.g. a model task whose
+        f sums per-image terms enumerates each image's K^L configurations, not K^D). :func:`gradbench.exact.
+        exact_gradient` asks this first, then :meth:`separable_values`, then enumerates. Default: None."""
+        return None
+
     def separable_values(self) -> torch.Tensor | None:
         """For separable f: h[d, k] = h_d(e_k), float64 D x K, so that f(z) = Σ_d Σ_k h[d, k] z[d, k]."""
         return None
@@ -209,6 +216,7 @@ class Estimator:
     needs_relaxation: ClassVar[bool] = False
     binary_only: ClassVar[bool] = False
     stateful: ClassVar[bool] = False
+    uses_exact_gradient: ClassVar[bool] = False  # reads problem.exact_grad (the reference estimator ``exact``)
     params: ClassVar[tuple[Param, ...]] = ()
     cost_formula: ClassVar[str | None] = None
     """f evaluations per estimate as a formula, for the estimator table, when not a constant (e.g. "m", "D·K")."""

@@ -8,6 +8,7 @@ from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
+    MofNCompleteColumn,
     Progress,
     SpinnerColumn,
     TextColumn,
@@ -19,23 +20,29 @@ from rich.table import Table
 from gradbench.sweep import Grid, GridCell, Listener, Skip, SweepOutcome
 
 
+def _bar_with_eta(console: Console, *count_columns) -> Progress:
+    """Spinner, bar, the given count columns, elapsed time, ETA and the description (sweep's and train's display)."""
+    return Progress(
+        SpinnerColumn(),
+        BarColumn(),
+        *count_columns,
+        TimeElapsedColumn(),
+        TextColumn("• ETA"),
+        TimeRemainingColumn(),
+        TextColumn("• {task.description}"),
+        console=console,
+        transient=False,
+    )
+
+
 class SweepProgress(Listener):
     """Overall bar (weighted by each cell's estimated cost, so the ETA is not fooled by cheap cells), done/total
     cells, elapsed, ETA, and the cell(s) in flight. Use as a context manager."""
 
     def __init__(self, console: Console, workers: int):
         self.workers = workers
-        self.progress = Progress(
-            SpinnerColumn(),
-            BarColumn(),
-            TextColumn("{task.fields[done]}/{task.fields[todo]} cells"),
-            TextColumn("•"),
-            TimeElapsedColumn(),
-            TextColumn("• ETA"),
-            TimeRemainingColumn(),
-            TextColumn("• {task.description}"),
-            console=console,
-            transient=False,
+        self.progress = _bar_with_eta(
+            console, TextColumn("{task.fields[done]}/{task.fields[todo]} cells"), TextColumn("•")
         )
         self.bar = None
         self.in_flight: dict[int, GridCell] = {}
@@ -116,3 +123,40 @@ def outcome_line(outcome: SweepOutcome, out: str) -> str:
         )
     failed = f", {len(outcome.failed)} failed" if outcome.failed else ""
     return f"sweep done in {outcome.seconds:.1f} s: {saved} of {outcome.total} cells in {out}{failed}"
+
+
+class TrainProgress:
+    """``gradbench train``'s display: one bar over all the runs' steps (M/N steps, elapsed, ETA) and the run(s) in
+    flight. Implements :class:`gradbench.train.TrainListener`; use as a context manager."""
+
+    def __init__(self, console: Console):
+        self.progress = _bar_with_eta(console, MofNCompleteColumn(), TextColumn("steps •"))
+        self.bar = None
+        self.in_flight: dict[int, str] = {}
+
+    def __enter__(self) -> TrainProgress:
+        self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def _describe(self) -> str:
+        if not self.in_flight:
+            return "done"
+        labels = [self.in_flight[i] for i in sorted(self.in_flight)]
+        return labels[0] + (f" (+{len(labels) - 1} more)" if len(labels) > 1 else "")
+
+    def start(self, todo) -> None:
+        self.bar = self.progress.add_task("starting", total=int(sum(r.cost for r in todo)) or 1)
+
+    def cell_started(self, run) -> None:
+        self.in_flight[run.index] = run.label
+        self.progress.update(self.bar, description=self._describe())
+
+    def advance(self, steps: int) -> None:
+        self.progress.update(self.bar, advance=steps)
+
+    def cell_finished(self, run, error) -> None:
+        self.in_flight.pop(run.index, None)
+        self.progress.update(self.bar, description=self._describe())

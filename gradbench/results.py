@@ -74,16 +74,18 @@ def _cell(value: Any) -> str:
     return str(value)
 
 
-def format_rows(rows: Iterable[dict[str, Any]], header: bool) -> str:
+def format_rows(rows: Iterable[dict[str, Any]], header: bool, columns: tuple[str, ...] = COLUMNS) -> str:
+    """CSV text of ``rows`` (``columns`` in order: a run/sweep file's :data:`COLUMNS` unless another file kind,
+    e.g. :data:`gradbench.train.TRAIN_COLUMNS`, is written)."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     if header:
-        writer.writerow(COLUMNS)
+        writer.writerow(columns)
     for row in rows:
-        missing = [c for c in COLUMNS if c not in row]
+        missing = [c for c in columns if c not in row]
         if missing:
             raise ValueError(f"row lacks columns {missing}")
-        writer.writerow([_cell(row[c]) for c in COLUMNS])
+        writer.writerow([_cell(row[c]) for c in columns])
     return buffer.getvalue()
 
 
@@ -101,7 +103,7 @@ def read_header(path: Path) -> list[str] | None:
     return next(csv.reader([first]))
 
 
-def check_writable(path: Path) -> None:
+def check_writable(path: Path, columns: tuple[str, ...] = COLUMNS) -> None:
     """Fail early (before any work) when rows could not be added to ``path``."""
     if path.is_dir():
         raise GradbenchError(f"--out {path} is a directory, not a CSV file")
@@ -117,9 +119,9 @@ def check_writable(path: Path) -> None:
         raise GradbenchError(f"--out {path}: not writable")
     if path.exists():
         header = read_header(path)
-        if header is not None and tuple(header) != COLUMNS:
+        if header is not None and tuple(header) != columns:
             raise GradbenchError(
-                f"--out {path} exists with a different header (not a gradbench {len(COLUMNS)}-column results file); "
+                f"--out {path} exists with a different header (not a gradbench {len(columns)}-column results file); "
                 "choose another --out"
             )
 
@@ -148,13 +150,13 @@ def _umask() -> int:
     return mask
 
 
-def append_rows(path: Path, rows: list[dict[str, Any]]) -> None:
-    """Add rows to the CSV at ``path`` (created with a header when missing or empty)."""
-    check_writable(path)
+def append_rows(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...] = COLUMNS) -> None:
+    """Add rows to the CSV at ``path`` (created with a header when missing or empty), all in one write."""
+    check_writable(path, columns)
     if not path.exists() or read_header(path) is None:
-        write_atomic(path, format_rows(rows, header=True))
+        write_atomic(path, format_rows(rows, header=True, columns=columns))
         return
-    data = format_rows(rows, header=False).encode("utf-8")
+    data = format_rows(rows, header=False, columns=columns).encode("utf-8")
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
         if os.fstat(fd).st_size and not _ends_with_newline(path):

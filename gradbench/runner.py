@@ -188,6 +188,29 @@ def _run_stream(
     return seconds
 
 
+def measure(
+    cell: PreparedCell, seed: int, n: int, on_progress: Callable[[int], None] | None = None
+) -> tuple[GroupedMoments, float]:
+    """Draw ``n`` estimates of ``cell.estimator`` at ``cell.problem`` and fold their deviations from g* into
+    streaming moments: (moments, seconds spent estimating). Calls ``setup`` first (not timed). Shared by
+    ``run``/``sweep``/``check`` (through :func:`run_cell`) and by ``train``'s evaluations (with a cell built around
+    the problem at the current parameters)."""
+    problem, estimator = cell.problem, cell.estimator
+    D, K = problem.theta.shape
+    exact_flat = problem.exact_grad.reshape(-1)  # P, float64
+    moments = GroupedMoments(D * K, GROUPS, problem.theta.device)
+    streams = cell_streams(seed, n, estimator.stateful)
+    fresh = copy.deepcopy(estimator) if estimator.stateful else None  # each stream starts from a fresh copy
+    estimator.setup(problem, seed)  # one-off preparation (e.g. training a control variate): not timed
+    seconds = 0.0
+    for stream in streams:
+        if stream.group is not None and stream.group > 0:
+            estimator = copy.deepcopy(fresh)
+            estimator.setup(problem, seed)
+        seconds += _run_stream(cell, estimator, stream, moments, exact_flat, on_progress)
+    return moments, seconds
+
+
 def run_cell(
     spec: CellSpec, on_progress: Callable[[int], None] | None = None, details: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -201,17 +224,8 @@ def run_cell(
     device = problem.theta.device
     D, K = cell.task.D, cell.task.K
     exact_flat = problem.exact_grad.reshape(-1)  # P, float64
-    moments = GroupedMoments(D * K, GROUPS, device)
-    streams = cell_streams(spec.seed, spec.n_samples, estimator.stateful)
-    fresh = copy.deepcopy(estimator) if estimator.stateful else None  # each stream starts from a fresh copy
-    estimator.setup(problem, spec.seed)  # one-off preparation (e.g. training a control variate): not timed
-    seconds = 0.0
-    for stream in streams:
-        if stream.group is not None and stream.group > 0:
-            estimator = copy.deepcopy(fresh)
-            estimator.setup(problem, spec.seed)
-        seconds += _run_stream(cell, estimator, stream, moments, exact_flat, on_progress)
     n = spec.n_samples
+    moments, seconds = measure(cell, spec.seed, n, on_progress)
     metrics = compute_metrics(moments, exact_flat, torch.finfo(problem.theta.dtype).eps, abs(problem.exact_value))
     if math.isnan(metrics.variance):
         raise GradbenchError(f"estimator {estimator.name!r} produced NaN estimates on task {cell.task.describe()}")

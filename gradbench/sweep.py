@@ -330,14 +330,14 @@ def expand_grid(
 # ---------------------------------------------------------------------------------------------------------------
 
 
-def read_rows(path: Path) -> list[dict[str, str]]:
+def read_rows(path: Path, columns: tuple[str, ...] = COLUMNS) -> list[dict[str, str]]:
     """The rows of an existing gradbench CSV (text values), after checking its header and that every row is whole."""
     header = read_header(path)
     if header is None:
         return []
-    if tuple(header) != COLUMNS:
+    if tuple(header) != columns:
         raise GradbenchError(
-            f"--out {path} exists with a different header (not a gradbench {len(COLUMNS)}-column results file); "
+            f"--out {path} exists with a different header (not a gradbench {len(columns)}-column results file); "
             "choose another --out"
         )
     data = path.read_bytes()
@@ -347,9 +347,9 @@ def read_rows(path: Path) -> list[dict[str, str]]:
     reader = csv.reader(io.StringIO(data.decode("utf-8"), newline=""))
     next(reader)
     for number, values in enumerate(reader, start=2):
-        if len(values) != len(COLUMNS):
-            raise GradbenchError(f"{path}, line {number}: {len(values)} fields, expected {len(COLUMNS)}")
-        rows.append(dict(zip(COLUMNS, values, strict=True)))
+        if len(values) != len(columns):
+            raise GradbenchError(f"{path}, line {number}: {len(values)} fields, expected {len(columns)}")
+        rows.append(dict(zip(columns, values, strict=True)))
     return rows
 
 
@@ -533,7 +533,10 @@ def _run_serial(todo, threads, listener, finish) -> None:
         torch.set_num_threads(previous)
 
 
-def _run_parallel(todo, workers, threads, plugins, listener, finish) -> None:
+def _run_parallel(todo, workers, threads, plugins, listener, finish, job=_run_one) -> None:
+    """Run ``job(cell.spec)`` for every cell of ``todo`` in ``workers`` spawned processes; ``job`` returns
+    (result, None) or (None, why it failed) and must be importable by the workers (``gradbench train`` passes its
+    own)."""
     import multiprocessing
     import os
     from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -547,7 +550,7 @@ def _run_parallel(todo, workers, threads, plugins, listener, finish) -> None:
     queue = iter(todo)
     try:
         for cell in queue:  # one cell per worker in flight, so the display shows what is really running
-            pending[pool.submit(_run_one, cell.spec)] = cell
+            pending[pool.submit(job, cell.spec)] = cell
             listener.cell_started(cell)
             if len(pending) >= workers:
                 break
@@ -562,7 +565,7 @@ def _run_parallel(todo, workers, threads, plugins, listener, finish) -> None:
                 finish(cell, row, error)
                 nxt = next(queue, None)
                 if nxt is not None:
-                    pending[pool.submit(_run_one, nxt.spec)] = nxt
+                    pending[pool.submit(job, nxt.spec)] = nxt
                     listener.cell_started(nxt)
     except BaseException:
         for future in pending:

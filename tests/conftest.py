@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
+
 import pytest
 import torch
 from typer.testing import CliRunner
@@ -9,6 +12,9 @@ from typer.testing import CliRunner
 from gradbench.cli import app
 
 torch.set_num_threads(1)
+
+# Model tasks cache their checkpoints: the tests use one fresh folder per session, never the user's cache.
+os.environ["GRADBENCH_CACHE_DIR"] = tempfile.mkdtemp(prefix="gradbench-test-cache-")
 
 
 @pytest.fixture

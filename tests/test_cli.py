@@ -64,7 +64,7 @@ def test_run_prints_table_and_appends_rows(cli, tmp_csv):
     assert second.exit_code == 0, second.output
     rows = list(csv.DictReader(tmp_csv.open()))
     assert [r["estimator"] for r in rows] == ["gumbel", "reinforce"]
-    assert rows[1]["task_params"] == "dim=1;logit=0.0;target=0.45"
+    assert rows[1]["task_params"] == "dim=1;logit=0.0;p=2.0;target=0.45"
     assert rows[1]["seed"] == "3" and rows[1]["n_samples"] == "2000"
 
 

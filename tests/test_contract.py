@@ -12,7 +12,7 @@ from gradbench.errors import GradbenchError
 from gradbench.registry import ESTIMATORS as REGISTRY
 from gradbench.rng import BlockRng
 from gradbench.runner import CellSpec, prepare, run_cell
-from tests.helpers import ESTIMATORS, TASKS, compatible_pairs, default_hparams, run, without_timing
+from tests.helpers import ESTIMATORS, TASKS, compatible_pairs, default_hparams, run, small_task_options, without_timing
 
 PAIRS = compatible_pairs()
 ALPHA = 1e-3  # level of the unbiasedness test (fixed seeds: a failure is a real, reproducible finding)
@@ -24,6 +24,7 @@ def estimates_for(task_name: str, estimator_name: str, n: int, seed: int = 0, fi
         CellSpec(
             task=task_name,
             estimator=estimator_name,
+            task_params=small_task_options(task_name),
             estimator_params=default_hparams(ESTIMATORS[estimator_name]),
             n_samples=n,
         )
@@ -54,7 +55,12 @@ def test_same_seed_same_numbers_and_other_seed_other_numbers(estimator, task):
 @pytest.mark.parametrize(("estimator", "task"), PAIRS)
 def test_metrics_do_not_depend_on_chunk_size(estimator, task):
     block = prepare(
-        CellSpec(task=task, estimator=estimator, estimator_params=default_hparams(ESTIMATORS[estimator]))
+        CellSpec(
+            task=task,
+            estimator=estimator,
+            task_params=small_task_options(task),
+            estimator_params=default_hparams(ESTIMATORS[estimator]),
+        )
     ).block_size
     n = min(5_000, 2 * block + block // 2)  # several blocks, the last one short, where blocks are small
     rows = [without_timing(run(task, estimator, n=n, seed=3, chunk_size=c)) for c in (1, 3 * block, None)]

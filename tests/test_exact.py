@@ -12,7 +12,7 @@ from gradbench.tasks.sum_target import SumTarget
 from tests.helpers import TASKS
 
 # Small option sets so every task can be enumerated; a task without dim/categories uses its defaults.
-SMALL = {"dim": 3, "categories": 3}
+SMALL = {"dim": 3, "categories": 3, "images": 1, "latents": 2}
 
 
 def small_task(cls):

@@ -151,7 +151,7 @@ def test_options_apply_where_declared_and_others_take_defaults():
         assert ("target" in cell.spec.task_params) == (cell.spec.task == "bernoulli")
         assert cell.spec.estimator_params.get("m") == ("5" if cell.spec.estimator == "warm" else None)
     keys = {c.key[0]: c.key for c in grid.cells if c.spec.estimator == "warm"}
-    assert keys["bernoulli"][1] == "dim=1;logit=0.0;target=0.3" and keys["quadratic"][1] == "categories=10;dim=20"
+    assert keys["bernoulli"][1] == "dim=1;logit=0.0;p=2.0;target=0.3" and keys["quadratic"][1] == "categories=10;dim=20"
     assert keys["bernoulli"][3] == "m=5"
     with pytest.raises(GradbenchError, match="no selected estimator has this option"):
         expand_grid(["bernoulli"], ["reinforce"], [1.0], [0], est_opts={"m": "5"})
