@@ -47,6 +47,7 @@ class IndeCateR(Estimator):
     reference = "De Smet et al. 2023"
     unbiased = True
     cost_formula = "D·K"
+    default_sweep = False  # D·K = 1,024 evaluations of a decoder per estimate on vae-digits: opt-in
 
     def evals_on(self, task: Task) -> int:
         return task.D * task.K

@@ -13,6 +13,7 @@ def describe_param(p: Param) -> str:
     rng = p.describe_range()
     return f"`{p.name}` ({default}{', ' + rng if rng else ''})"
 
+
 HEADER = (
     "# Estimators\n\n"
     "Generated from the registry by `gradbench list --format markdown > docs/estimators.md` "

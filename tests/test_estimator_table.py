@@ -52,4 +52,5 @@ def test_opt_in_estimators_leave_the_default_grid_and_are_listed_with_the_comman
     monkeypatch.setitem(REGISTRY, SlowOne.name, SlowOne)
     assert SlowOne.name in all_estimators() and SlowOne.name not in default_sweep_estimators()
     text = estimators_markdown(all_estimators())
-    assert "## Opt-in estimators" in text and "gradbench sweep --estimators slow-opt-in" in text
+    assert "## Opt-in estimators" in text and "gradbench sweep --estimators indecater,slow-opt-in" in text
+    assert "indecater" not in default_sweep_estimators()
