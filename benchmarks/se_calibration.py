@@ -36,6 +36,7 @@ from gradbench.stats import GROUPS  # noqa: E402
 TASKS: dict[str, dict] = {
     # The cells where the outside check found reinforce-baseline's SEs off (1.97x, 1.75x, 0.73-0.80x).
     "bernoulli": {"target": 0.45, "logit": 1.0},
+    "bernoulli#default": {},
     "sum-target": {"dim": 1, "categories": 3},
     "sum-target#default": {},
     "quadratic": {"dim": 2, "categories": 3},

@@ -45,6 +45,7 @@ from gradbench.baseline import (
     environment_differences,
     format_baseline,
 )
+from gradbench.contract import PluginError
 from gradbench.core import parse_params
 from gradbench.errors import GradbenchError
 from gradbench.results import METRIC_COLUMNS
@@ -229,6 +230,10 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
             details.append(None)
             try:
                 prepare(spec)
+            except PluginError as exc:  # a task's/estimator's own code broke its contract: a regression
+                result.status = "worse"
+                result.reasons.append(f"failed: {exc}")
+                continue
             except GradbenchError as exc:  # unknown name, incompatible pair, …: the cell cannot be re-run here
                 result.status = "not comparable"
                 result.reasons.append(str(exc))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -23,13 +24,28 @@ DEFAULT_SAMPLES = 200_000
 DEFAULT_SWEEP_OUT = Path("results") / "sweep.csv"
 
 
+DEBUG = False
+"""``--debug`` (anywhere on the command line) or GRADBENCH_DEBUG=1: print the traceback behind a one-line error."""
+
+
 class OneLineErrors(TyperGroup):
-    """Print user errors (ours and the argument parser's) as one line on stderr with exit code 2; no traceback."""
+    """Print user errors (ours and the argument parser's) as one line on stderr with exit code 2; no traceback
+    unless ``--debug`` is given (anywhere on the command line)."""
 
     def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra):  # type: ignore[override]
+        global DEBUG
+        args = list(sys.argv[1:] if args is None else args)
+        end = args.index("--") if "--" in args else len(args)
+        DEBUG = "--debug" in args[:end] or os.environ.get("GRADBENCH_DEBUG", "") not in ("", "0")
+        args = [a for i, a in enumerate(args) if not (i < end and a == "--debug")]
+        warnings.showwarning = _warning_line
         try:
             result = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         except GradbenchError as exc:
+            if DEBUG:
+                import traceback
+
+                traceback.print_exception(exc.__cause__ or exc, file=sys.stderr)
             _fail(str(exc))
         except KeyboardInterrupt:
             _fail("interrupted", code=130)
@@ -41,6 +57,10 @@ class OneLineErrors(TyperGroup):
                 _fail("aborted", code=1)
             raise
         sys.exit(result if isinstance(result, int) else 0)
+
+
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    print(f"gradbench: warning: {' '.join(str(message).split())}", file=sys.stderr)
 
 
 def _fail(message: str, code: int = 2) -> None:
@@ -68,6 +88,9 @@ def _root(
     version: Annotated[
         bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
     ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="Show the traceback behind an error (may be given after the command).")
+    ] = False,
 ) -> None:
     """gradbench: bias, variance, MSE and cost of discrete gradient estimators, against the exact gradient."""
 
@@ -86,12 +109,25 @@ def parse_key_values(items: list[str] | None, flag: str) -> dict[str, str]:
     return out
 
 
-def load_plugins(plugins: list[Path] | None) -> None:
-    from gradbench.registry import load_builtins, load_plugin
+def load_plugins(plugins: list[Path] | None, surrogates: list[str] | None = None) -> list[str]:
+    """--plugin FILE.py | pkg.mod[:Class] (repeatable), then --surrogate pkg.mod:fn[=NAME] (repeatable); returns
+    the surrogates' estimator names."""
+    from gradbench.api import load_plugins as load
 
-    load_builtins()
-    for path in plugins or []:
-        load_plugin(path)
+    load([str(p) for p in plugins or []])
+    if not surrogates:
+        return []
+    from gradbench.surrogate import register_cli_surrogate
+
+    return [register_cli_surrogate(spec) for spec in surrogates]
+
+
+def _estimator_or_surrogate(estimator: str | None, surrogates: list[str]) -> str:
+    if estimator is not None:
+        return estimator
+    if len(surrogates) == 1:
+        return surrogates[0]
+    raise GradbenchError("Missing option '--estimator' / '-e' (or give exactly one --surrogate)")
 
 
 def set_threads(threads: int | None) -> int:
@@ -106,13 +142,22 @@ def set_threads(threads: int | None) -> int:
 
 PluginOpt = Annotated[
     list[Path] | None,
-    typer.Option("--plugin", help="Python file that registers extra tasks/estimators (repeatable)."),
+    typer.Option("--plugin", help="Python file (or pkg.mod[:Class]) registering tasks/estimators (repeatable)."),
+]
+SurrogateOpt = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--surrogate", help="pkg.mod:fn (or file.py:fn) surrogate loss, registered as estimator fn (repeatable)."
+    ),
 ]
 
 
 @app.command()
 def run(
-    estimator: Annotated[str, typer.Option("--estimator", "-e", help="Estimator name (see `gradbench list`).")],
+    estimator: Annotated[
+        str | None,
+        typer.Option("--estimator", "-e", help="Estimator name (see `gradbench list`); default: the --surrogate."),
+    ] = None,
     task: Annotated[str, typer.Option("--task", "-t", help="Task name (see `gradbench list`).")] = "bernoulli",
     task_opt: Annotated[
         list[str] | None, typer.Option("--task-opt", help="Task option KEY=VALUE (repeatable).")
@@ -133,36 +178,44 @@ def run(
         int | None, typer.Option("--chunk-size", help="Estimates per vectorized call (results do not depend on it).")
     ] = None,
     plugin: PluginOpt = None,
+    surrogate: SurrogateOpt = None,
+    fmt: Annotated[
+        str, typer.Option("--format", help="Output: table, or json (the row as one JSON object).")
+    ] = "table",
 ) -> None:
-    """Measure one estimator on one task: print the metrics and append a row to a CSV."""
+    """Measure one estimator on one task: print the metrics and append a row to a CSV (or .jsonl)."""
+    from gradbench import api
     from gradbench.allocator import tune_allocator
-    from gradbench.results import append_rows, check_writable
-    from gradbench.runner import CellSpec, prepare, run_cell
 
-    load_plugins(plugin)
-    set_threads(threads)
+    if fmt not in ("table", "json"):
+        raise GradbenchError(f"--format must be table or json, got {fmt!r}")
+    names = load_plugins(plugin, surrogate)
+    estimator = _estimator_or_surrogate(estimator, names)
     tune_allocator()
-    params: dict[str, Any] = dict(parse_key_values(est_opt, "--est-opt"))
-    if tau is not None:
-        if "tau" in params:
-            raise GradbenchError("give the temperature once: --tau or --est-opt tau=…")
-        params["tau"] = tau
-    spec = CellSpec(
-        task=task,
-        estimator=estimator,
-        task_params=parse_key_values(task_opt, "--task-opt"),
-        estimator_params=params,
-        seed=seed,
-        n_samples=samples,
-        device=device,
-        dtype=dtype,
-        chunk_size=chunk_size,
+    row = _with_bar(
+        f"{estimator} on {task}",
+        samples,
+        lambda advance: api.run(
+            estimator,
+            task,
+            tau=tau,
+            task_opts=parse_key_values(task_opt, "--task-opt"),
+            est_opts=parse_key_values(est_opt, "--est-opt"),
+            samples=samples,
+            seed=seed,
+            device=device,
+            dtype=dtype,
+            chunk_size=chunk_size,
+            threads=set_threads(threads),
+            out=out,
+            on_progress=advance,
+        ),
     )
-    prepare(spec)  # every input error before the output file is touched or any work is done
-    check_writable(out)
-    row = _run_with_progress(spec, run_cell)
-    append_rows(out, [row])
+    if fmt == "json":
+        from gradbench.jsonrows import row_json
 
+        print(row_json(row))
+        return
     from gradbench.report import metrics_table
 
     console = _console()
@@ -176,14 +229,15 @@ def _console(stderr: bool = False):
     return Console(width=int(os.environ.get("COLUMNS", "0")) or None, stderr=stderr)
 
 
-def _run_with_progress(spec, run_cell):
+def _with_bar(label: str, total: int, work):
+    """``work(advance)`` under a transient progress bar on stderr (erased when done or on an error)."""
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
     columns = (TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
     with Progress(*columns, console=Console(stderr=True), transient=True) as progress:
-        bar = progress.add_task(f"{spec.estimator} on {spec.task}", total=spec.n_samples)
-        return run_cell(spec, on_progress=lambda k: progress.advance(bar, k))
+        bar = progress.add_task(label, total=total)
+        return work(lambda k: progress.advance(bar, k))
 
 
 @app.command()
@@ -589,6 +643,63 @@ def _update_baseline(path: Path, settings) -> None:
     )
     for note in notes:
         console.print(f"note: {note}", markup=False, highlight=False)
+
+
+@app.command()
+def audit(
+    name: Annotated[str, typer.Argument(help="Estimator or task to audit (a plug-in's, a surrogate's or a built-in).")],
+    plugin: PluginOpt = None,
+    surrogate: SurrogateOpt = None,
+    kind: Annotated[str | None, typer.Option("--kind", help="estimator or task (default: looked up).")] = None,
+    est_opt: Annotated[
+        list[str] | None, typer.Option("--est-opt", help="Estimator hyper-parameter KEY=VALUE (repeatable).")
+    ] = None,
+    tau: Annotated[float | None, typer.Option("--tau", help="Temperature τ of the audited estimator.")] = None,
+    task_opt: Annotated[list[str] | None, typer.Option("--task-opt", help="Option of the audited task.")] = None,
+    tasks: Annotated[
+        str | None, typer.Option("--tasks", "-t", help="Comma list of tasks to test an estimator on (default: all).")
+    ] = None,
+    samples: Annotated[int, typer.Option("--samples", "-n", help="f evaluations per bias-test cell.")] = 200_000,
+    alpha: Annotated[
+        float, typer.Option("--alpha", help="False-fail rate of the bias test (Holm across cells).")
+    ] = 0.01,
+    seed: Annotated[int, typer.Option("--seed", help="Seed of the bias test.")] = 11,
+    fmt: Annotated[str, typer.Option("--format", help="table, markdown or json.")] = "table",
+) -> None:
+    """Run the contract battery on an estimator or task: one PASS/FAIL/SKIP row per property, exit 1 on a FAIL."""
+    from gradbench import api
+    from gradbench.audit_report import render_json, render_markdown, render_rich
+
+    if fmt not in ("table", "markdown", "json"):
+        raise GradbenchError(f"--format must be table, markdown or json, got {fmt!r}")
+    load_plugins(plugin, surrogate)
+    set_threads(1)
+    est_opts: dict[str, Any] = dict(parse_key_values(est_opt, "--est-opt"))
+    if tau is not None:
+        est_opts["tau"] = tau
+    status = _console(stderr=True)
+    with status.status("auditing") as spinner:
+        report = api.audit(
+            name,
+            kind=kind,
+            est_opts=est_opts,
+            task_opts=parse_key_values(task_opt, "--task-opt"),
+            tasks=[t.strip() for t in tasks.split(",")] if tasks else None,
+            samples=samples,
+            alpha=alpha,
+            seed=seed,
+            plugins=[str(p) for p in plugin or []],
+            surrogates=list(surrogate or []),
+            progress=lambda what: spinner.update(f"auditing {name}: {what}"),
+        )
+    if fmt == "json":
+        print(render_json(report))
+    elif fmt == "markdown":
+        print(render_markdown(report))
+    else:
+        render_rich(report, _console())
+    if report.exit_code:
+        raise typer.Exit(report.exit_code)
 
 
 @app.command("list")

@@ -10,10 +10,12 @@ Registering a different object under a taken name is an error.
 
 from __future__ import annotations
 
+import contextlib
 import difflib
 import importlib
 import importlib.util
 import pkgutil
+import re
 import sys
 from pathlib import Path
 from typing import TypeVar
@@ -70,19 +72,28 @@ def load_builtins() -> None:
     for group in ("gradbench.tasks", "gradbench.estimators"):
         for ep in entry_points(group=group):
             try:
-                ep.load()
+                with contextlib.redirect_stdout(sys.stderr):
+                    ep.load()
             except Exception as exc:  # a broken third-party package must not take the CLI down silently
                 raise GradbenchError(f"entry point {ep.name!r} ({ep.value}) failed to load: {_one_line(exc)}") from None
 
 
-def load_plugin(path: str | Path) -> None:
-    """Import a Python file that registers tasks or estimators. Loading the same file twice is a no-op."""
+MODULE_SPEC = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*(:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*)?$")
+"""``pkg.mod`` or ``pkg.mod:obj``: a plug-in given as an importable module instead of a file."""
+
+
+def load_plugin(path: str | Path) -> object:
+    """Import a Python file (or an importable module ``pkg.mod``, or ``pkg.mod:Class``) that registers tasks or
+    estimators. Loading the same file twice is a no-op. ``pkg.mod:Class`` registers that Task/Estimator subclass
+    (the module's own decorators register the rest)."""
     file = Path(path).expanduser()
+    if not file.is_file() and not str(path).endswith(".py") and MODULE_SPEC.match(str(path)):
+        return load_module_plugin(str(path))
     if not file.is_file():
         raise GradbenchError(f"plug-in file {str(path)!r} does not exist")
     key = file.resolve()
     if key in _loaded_plugins:
-        return
+        return _loaded_plugins[key]
     module_name = f"gradbench_plugin_{abs(hash(key))}"
     spec = importlib.util.spec_from_file_location(module_name, key)
     if spec is None or spec.loader is None:
@@ -90,7 +101,8 @@ def load_plugin(path: str | Path) -> None:
     module = importlib.util.module_from_spec(spec)
     sys.modules[module_name] = module
     try:
-        spec.loader.exec_module(module)
+        with contextlib.redirect_stdout(sys.stderr):  # a chatty plug-in must not corrupt --format json on stdout
+            spec.loader.exec_module(module)
     except GradbenchError as exc:
         del sys.modules[module_name]
         raise GradbenchError(f"plug-in {str(path)!r}: {exc}") from None
@@ -98,6 +110,40 @@ def load_plugin(path: str | Path) -> None:
         del sys.modules[module_name]
         raise GradbenchError(f"plug-in {str(path)!r} failed to import: {_one_line(exc)}") from None
     _loaded_plugins[key] = module
+    return module
+
+
+def resolve_object(spec: str, what: str = "plug-in") -> object:
+    """The object named by ``pkg.mod:obj`` (or the module for ``pkg.mod``); import output goes to stderr."""
+    module_name, _, attr = spec.partition(":")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            obj: object = importlib.import_module(module_name)
+    except GradbenchError as exc:
+        raise GradbenchError(f"{what} {spec!r}: {exc}") from None
+    except BaseException as exc:  # SystemExit too
+        if isinstance(exc, ModuleNotFoundError) and exc.name and module_name.startswith(exc.name):
+            raise GradbenchError(f"{what} {spec!r}: no module named {exc.name!r} (nor a file of that name)") from None
+        raise GradbenchError(f"{what} {spec!r} failed to import: {_one_line(exc)}") from None
+    for part in attr.split(".") if attr else ():
+        if not hasattr(obj, part):
+            raise GradbenchError(f"{what} {spec!r}: module {module_name!r} has no attribute {attr!r}")
+        obj = getattr(obj, part)
+    return obj
+
+
+def load_module_plugin(spec: str) -> object:
+    """``pkg.mod`` (its decorators register) or ``pkg.mod:Class`` (a Task or Estimator subclass, registered)."""
+    obj = resolve_object(spec)
+    if ":" not in spec:
+        return obj
+    if isinstance(obj, type) and issubclass(obj, Task):
+        register_task(obj)
+    elif isinstance(obj, type) and issubclass(obj, Estimator):
+        register_estimator(obj)
+    else:
+        raise GradbenchError(f"plug-in {spec!r} is not a gradbench.Task or gradbench.Estimator subclass")
+    return obj
 
 
 def _one_line(exc: BaseException) -> str:

@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 import gradbench
+from gradbench import contract
 from gradbench.core import Estimator, Problem, Task, format_params
 from gradbench.errors import GradbenchError
 from gradbench.exact import exact_gradient
@@ -82,7 +83,11 @@ def cached_exact_gradient(task: Task) -> tuple[float, torch.Tensor]:
 
 
 def build_task(name: str, params: dict[str, Any]) -> Task:
-    return get_task(name)(**params)
+    """Instantiate and validate a task (:func:`gradbench.contract.validate_task`)."""
+    cls = get_task(name)
+    task = contract.guarded((), cls, "__init__", lambda: cls(**params))
+    contract.validate_task(task)
+    return task
 
 
 def build_estimator(name: str, params: dict[str, Any]) -> Estimator:
@@ -91,7 +96,7 @@ def build_estimator(name: str, params: dict[str, Any]) -> Estimator:
         raise GradbenchError(f"estimator {name!r} has no temperature; drop --tau")
     if not cls.has_tau():
         params = {k: v for k, v in params.items() if k != "tau"}
-    return cls(**params)
+    return contract.guarded((), cls, "__init__", lambda: cls(**params))
 
 
 def prepare(spec: CellSpec) -> PreparedCell:
@@ -105,10 +110,10 @@ def prepare(spec: CellSpec) -> PreparedCell:
     device = resolve_device(spec.device)
     task = build_task(spec.task, spec.task_params)
     estimator = build_estimator(spec.estimator, spec.estimator_params)
-    reason = estimator.incompatibility(task)
+    reason = contract.call(estimator, "incompatibility", task)
     if reason:
         raise GradbenchError(reason)
-    value, grad = cached_exact_gradient(task)
+    value, grad = contract.guarded((task,), task, "f", lambda: cached_exact_gradient(task))
     dtype = DTYPES[spec.dtype]
     theta = task.initial_logits().to(device=device, dtype=dtype)
     problem = Problem(task=task, theta=theta, exact_grad=grad.to(device), exact_value=value)
@@ -168,13 +173,12 @@ def _run_stream(
         _synchronize(device)
         t0 = time.perf_counter()
         rng = BlockRng(stream.seed, first, sizes, device)
-        estimates = estimator.estimate(problem, rng)  # n_chunk x D x K
+        estimates = contract.call(
+            estimator, "estimate", problem, rng, suspects=(estimator, cell.task)
+        )  # n_chunk x D x K
         _synchronize(device)
         seconds += time.perf_counter() - t0
-        if estimates.shape != (rng.n, D, K):
-            raise GradbenchError(
-                f"estimator {estimator.name!r} returned shape {tuple(estimates.shape)}, expected {(rng.n, D, K)}"
-            )
+        contract.check_estimates(estimator, estimates, rng.n, problem.theta)
         flat = estimates.reshape(rng.n, D * K)  # n_chunk x P, the estimator's dtype (a view when contiguous)
         if stream.group is not None:
             moments.update_group(flat, stream.group, offset=exact_flat)
@@ -201,12 +205,12 @@ def measure(
     moments = GroupedMoments(D * K, GROUPS, problem.theta.device)
     streams = cell_streams(seed, n, estimator.stateful)
     fresh = copy.deepcopy(estimator) if estimator.stateful else None  # each stream starts from a fresh copy
-    estimator.setup(problem, seed)  # one-off preparation (e.g. training a control variate): not timed
+    contract.call(estimator, "setup", problem, seed, suspects=(estimator, cell.task))  # one-off: not timed
     seconds = 0.0
     for stream in streams:
         if stream.group is not None and stream.group > 0:
             estimator = copy.deepcopy(fresh)
-            estimator.setup(problem, seed)
+            contract.call(estimator, "setup", problem, seed, suspects=(estimator, cell.task))
         seconds += _run_stream(cell, estimator, stream, moments, exact_flat, on_progress)
     return moments, seconds
 
@@ -241,7 +245,9 @@ def run_cell(
         "tau": estimator.config.get("tau", ""),
         "seed": spec.seed,
         "n_samples": n,
-        "draws_per_estimate": estimator.evals_on(cell.task),
+        "draws_per_estimate": contract.guarded(
+            (estimator,), estimator, "draws_per_estimate", lambda: estimator.evals_on(cell.task)
+        ),
         "D": D,
         "K": K,
         "exact_value": problem.exact_value,

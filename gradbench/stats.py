@@ -178,6 +178,28 @@ def rounding_tolerance(
     return 16.0 * eps * torch.maximum(exact.abs(), rms).clamp(min=value_scale)
 
 
+def replicate_group_values(
+    moments: GroupedMoments, mean_dev: torch.Tensor, n: float
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per replicate group, the values whose batch means give ``variance_se`` and ``mse_se`` (groups with ≥ 2
+    estimates; all 16 once n ≥ 32).
+
+    variance: u_g = n/(n − 1) · (1/n_g) Σ_{i∈g} ‖x_i − x̄‖², the mean squared deviation from the *pooled* mean x̄
+    (= ĝ − g*), so that Σ_g (n_g/n) u_g is exactly the pooled ``variance``; mse: (1/n_g) Σ_{i∈g} ‖x_i‖², likewise
+    averaging to ``mse``. Centring on the pooled mean rather than on each group's own mean keeps the between-group
+    part of the pooled variance (the spread of the group means) in the group values: it is what varies from seed to
+    seed when each group is a stream with a cold start (a stateful estimator's first draws), and it keeps the SE
+    honest for two-point estimates with probability near ½, whose within-group variances hardly move (measured in
+    docs/validation.md).
+    """
+    counts = moments.count  # G
+    full = counts >= 2
+    spread = (moments.mean - mean_dev).square().sum(1)  # G, ‖group mean − pooled mean‖²
+    group_var = (moments.m2.sum(1) + counts * spread) / counts.clamp(min=1) * (n / (n - 1))  # G
+    group_mse = moments.mean.square().sum(1) + moments.m2.sum(1) / counts.clamp(min=1)  # G
+    return group_var[full], group_mse[full]
+
+
 def compute_metrics(moments: GroupedMoments, exact: torch.Tensor, eps: float, value_scale: float = 0.0) -> Metrics:
     """The metrics of DESIGN.md §4 from the streamed moments; ``exact`` is g* flattened (P, float64);
     ``eps`` the machine epsilon of the dtype the estimates were computed in; ``value_scale`` |E f| (see
@@ -201,12 +223,8 @@ def compute_metrics(moments: GroupedMoments, exact: torch.Tensor, eps: float, va
     cosine = float(g_hat @ exact) / (g_hat_norm * grad_norm) if g_hat_norm > 0 and grad_norm > 0 else math.nan
     snr = g_hat_norm / math.sqrt(variance) if variance > 0 else math.inf
 
-    # Batch means over the replicate groups (all G groups are non-empty once n ≥ G).
-    counts = moments.count
-    full = counts >= 2
-    group_var = (moments.m2.sum(1) / (counts - 1).clamp(min=1))[full]  # per-group trace of the covariance
-    group_mse = ((moments.mean.square().sum(1)) + moments.m2.sum(1) / counts.clamp(min=1))[full]
-    k = int(full.sum())
+    group_var, group_mse = replicate_group_values(moments, mean_dev, n)
+    k = group_var.numel()
     variance_se = float(group_var.std() / math.sqrt(k)) if k >= 2 else math.nan
     mse_se = float(group_mse.std() / math.sqrt(k)) if k >= 2 else math.nan
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 
 from gradbench.registry import all_estimators, all_tasks, get_estimator
@@ -69,3 +71,19 @@ def assert_one_line_error(result, *fragments: str) -> None:
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     assert "Traceback" not in result.output
+
+
+@contextlib.contextmanager
+def registry_snapshot():
+    """Plug-ins loaded inside the block (files, surrogates) are unregistered afterwards, so that tests running
+    later (e.g. over "all" tasks) do not see them."""
+    from gradbench import registry
+
+    tables = (registry.ESTIMATORS, registry.TASKS, registry._loaded_plugins)
+    saved = [dict(t) for t in tables]
+    try:
+        yield
+    finally:
+        for table, old in zip(tables, saved, strict=True):
+            table.clear()
+            table.update(old)

@@ -5,75 +5,57 @@ from __future__ import annotations
 import math
 
 import pytest
-import torch
 
+from gradbench import battery
 from gradbench.core import Estimator
 from gradbench.errors import GradbenchError
 from gradbench.registry import ESTIMATORS as REGISTRY
-from gradbench.rng import BlockRng
 from gradbench.runner import CellSpec, prepare, run_cell
-from tests.helpers import ESTIMATORS, TASKS, compatible_pairs, default_hparams, run, small_task_options, without_timing
+from tests.helpers import ESTIMATORS, TASKS, compatible_pairs, default_hparams, run, small_task_options
 
 PAIRS = compatible_pairs()
 ALPHA = 1e-3  # level of the unbiasedness test (fixed seeds: a failure is a real, reproducible finding)
 UNBIASED_SAMPLES = 200_000
 
 
-def estimates_for(task_name: str, estimator_name: str, n: int, seed: int = 0, first_block: int = 0):
-    cell = prepare(
-        CellSpec(
-            task=task_name,
-            estimator=estimator_name,
-            task_params=small_task_options(task_name),
-            estimator_params=default_hparams(ESTIMATORS[estimator_name]),
-            n_samples=n,
-        )
-    )
-    cell.estimator.setup(cell.problem, seed)  # as the runner does, once per cell (RELAX trains its control variate)
-    rng = BlockRng(seed, first_block, [n])
-    return cell.estimator.estimate(cell.problem, rng), cell
+# The generic contract tests run the audit battery (gradbench.battery, the code behind `gradbench audit`) on every
+# compatible built-in pair, one property at a time.
+
+
+def small(task: str) -> tuple[str, dict]:
+    return task, small_task_options(task)
+
+
+def assert_passes(verdict: battery.Verdict) -> None:
+    assert verdict.status == battery.PASS, f"{verdict.property}: {verdict.evidence}"
 
 
 @pytest.mark.parametrize(("estimator", "task"), PAIRS)
 def test_estimate_shape_dtype_and_finiteness(estimator, task):
-    est, cell = estimates_for(task, estimator, 64)
-    assert est.shape == (64, cell.task.D, cell.task.K)
-    assert est.dtype == torch.float32
-    assert torch.isfinite(est).all()
+    assert_passes(battery.contract(estimator, default_hparams(ESTIMATORS[estimator]), [small(task)]))
 
 
 @pytest.mark.parametrize(("estimator", "task"), PAIRS)
 def test_same_seed_same_numbers_and_other_seed_other_numbers(estimator, task):
-    a, _ = estimates_for(task, estimator, 256, seed=1)
-    b, _ = estimates_for(task, estimator, 256, seed=1)
-    c, _ = estimates_for(task, estimator, 256, seed=2)
-    assert torch.equal(a, b)
-    if not torch.equal(a, a[:1].expand_as(a)):  # a random estimator: another seed gives other numbers
-        assert not torch.equal(a, c)
+    assert_passes(battery.same_seed(estimator, default_hparams(ESTIMATORS[estimator]), [small(task)]))
 
 
 @pytest.mark.parametrize(("estimator", "task"), PAIRS)
 def test_metrics_do_not_depend_on_chunk_size(estimator, task):
-    block = prepare(
-        CellSpec(
-            task=task,
-            estimator=estimator,
-            task_params=small_task_options(task),
-            estimator_params=default_hparams(ESTIMATORS[estimator]),
-        )
-    ).block_size
-    n = min(5_000, 2 * block + block // 2)  # several blocks, the last one short, where blocks are small
-    rows = [without_timing(run(task, estimator, n=n, seed=3, chunk_size=c)) for c in (1, 3 * block, None)]
-    assert rows[0] == rows[1] == rows[2]
+    assert_passes(battery.chunk_size(estimator, default_hparams(ESTIMATORS[estimator]), [small(task)]))
+
+
+@pytest.mark.parametrize(("estimator", "task"), PAIRS)
+def test_no_draw_from_a_global_generator(estimator, task):
+    assert_passes(battery.global_rng(estimator, default_hparams(ESTIMATORS[estimator]), [small(task)]))
 
 
 @pytest.mark.parametrize(("estimator", "task"), [p for p in PAIRS if ESTIMATORS[p[0]].unbiased])
 def test_declared_unbiased_estimators_are_unbiased(estimator, task):
-    cls = ESTIMATORS[estimator]
-    evals = cls(**default_hparams(cls)).evals_on(TASKS[task]())
-    n = max(2_000, UNBIASED_SAMPLES // evals)  # the same budget of f evaluations (at least 2,000 estimates)
-    row = run(task, estimator, n=n, seed=11)
-    assert row["bias_pvalue"] > ALPHA, f"{estimator} on {task}: p = {row['bias_pvalue']:.3g}"
+    # One cell per test (the battery Holm-combines the cells of one audit; here each pair is its own family).
+    params = default_hparams(ESTIMATORS[estimator])
+    (cell,) = battery.bias_cells(estimator, params, [small(task)], UNBIASED_SAMPLES, seed=11)
+    assert cell.pvalue > ALPHA, f"{estimator} on {task}: p = {cell.pvalue:.3g}"
 
 
 @pytest.mark.parametrize("estimator", list(ESTIMATORS))
@@ -143,8 +125,8 @@ class ReinforceWithoutMinusP(Estimator):
 @pytest.mark.parametrize("task", list(TASKS))
 def test_unbiasedness_test_rejects_broken_reinforce(broken, task, monkeypatch):
     monkeypatch.setitem(REGISTRY, broken.name, broken)
-    row = run(task, broken.name, n=UNBIASED_SAMPLES, seed=11)
-    assert row["bias_pvalue"] <= ALPHA
+    (cell,) = battery.bias_cells(broken.name, {}, [small(task)], UNBIASED_SAMPLES, seed=11)
+    assert cell.pvalue <= ALPHA
 
 
 def test_unbiasedness_test_sees_a_small_constant_on_the_bernoulli_needle(monkeypatch):

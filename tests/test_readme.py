@@ -53,3 +53,28 @@ def test_readme_is_short_user_documentation():
     for doc in (ROOT / "docs").glob("*.md"):
         for link in re.findall(r"\]\(([^)#:]+\.(?:md|yml|png|csv))", doc.read_text()):
             assert (doc.parent / link).exists(), f"{doc.name} links a missing file: {link}"
+
+
+def test_plugin_example_audit_is_what_a_real_audit_says(tmp_path):
+    """docs/plugins.md shows `gradbench audit` of its example: the same properties and verdicts come back (smaller
+    bias cells and no second process here, to stay fast)."""
+    import gradbench
+    from tests.helpers import registry_snapshot
+
+    (example,) = [b for b in code_blocks("python", PLUGINS) if "register_estimator" in b]
+    plugin = tmp_path / "my_plugin.py"
+    plugin.write_text(example)
+    tables = re.findall(r"\*\*audit of (estimator|task) '([\w-]+)': (PASS|FAIL).*?\n\n((?:\|.*\n)+)", PLUGINS)
+    assert [t[:2] for t in tables] == [("estimator", "reinforce-mean"), ("task", "onemax")]
+    from gradbench.registry import ESTIMATORS, TASKS
+
+    with registry_snapshot():
+        ESTIMATORS.pop("reinforce-mean", None)  # the example, maybe registered from another file by another test
+        TASKS.pop("onemax", None)
+        gradbench.load_plugin(plugin)
+        for kind, name, overall, table in tables:
+            shown = [tuple(c.strip() for c in line.split("|")[1:3]) for line in table.splitlines()[2:]]
+            report = gradbench.audit(name, kind=kind, samples=20_000, processes=False, tasks=["onemax", "sum-target"])
+            got = [(v.property, v.status) for v in report.verdicts]
+            expected = [(p, "SKIP" if p == "two processes" else v) for p, v in shown]
+            assert got == expected and overall == ("PASS" if report.passed else "FAIL")
