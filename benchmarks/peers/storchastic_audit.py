@@ -62,20 +62,23 @@ disarm.independent_rows = True  # a plate of independent rows; the probe cannot 
 
 def unordered_set(logits, f, rng, k: int = 4):
     """storchastic's UnorderedSetEstimator (Kool, van Hoof & Welling 2020, with its built-in baseline) on the joint
-    categorical over the K^D configurations, log p(s) = Σ_d log p_d(s_d)."""
+    categorical over the K^D configurations, log p(s) = Σ_d log p_d(s_d). Its memory grows with the square of the
+    plate, so the rows go through it 50 at a time (as in storchastic_check.py); the losses are summed."""
     import storch
     from torch.distributions import OneHotCategorical
 
     D, K = logits.shape[-2:]
     configs = torch.tensor(list(itertools.product(range(K), repeat=D)))  # K^D x D
     onehots = torch.nn.functional.one_hot(configs, K).to(logits)  # K^D x D x K
-    joint = logits.log_softmax(-1)[:, torch.arange(D), configs].sum(-1)  # n x K^D
-    z = storch.method.UnorderedSetEstimator("z", k=k)(
-        OneHotCategorical(logits=storch.denote_independent(joint, 0, "R"))
-    )
     to_config = storch.deterministic(lambda t: torch.einsum("...c,cdk->...dk", t.to(onehots), onehots))
-    storch.add_cost(f(to_config(z)), "cost")
-    return _loss(logits.shape[0])
+    total = 0.0
+    for rows in logits.split(50):  # each slice: its own plate of independent rows
+        joint = rows.log_softmax(-1)[:, torch.arange(D), configs].sum(-1)  # r x K^D
+        plate = storch.denote_independent(joint, 0, "R")
+        z = storch.method.UnorderedSetEstimator("z", k=k)(OneHotCategorical(logits=plate))
+        storch.add_cost(f(to_config(z)), "cost")
+        total = total + _loss(rows.shape[0])
+    return total
 
 
 unordered_set.unbiased = True
