@@ -10,6 +10,7 @@ understate the uncertainty and < 1 when they overstate it. With k seeds the SD i
     .venv/bin/python benchmarks/se_calibration.py -e all --seeds 100 --samples 2048
     .venv/bin/python benchmarks/se_calibration.py -e reinforce-baseline --json out.json
     .venv/bin/python benchmarks/se_calibration.py --before-after     # stateful flag off (one shared stream) vs on
+    .venv/bin/python benchmarks/se_calibration.py --before-after --est-opt warmup=0   # reinforce-baseline cold
 
 ``--before-after`` measures each stateful estimator twice in one run: as gradbench ran it before independent streams
 (its ``stateful`` flag switched off: one stream whose state all 16 replicate groups share) and as it runs now.
@@ -41,6 +42,7 @@ TASKS: dict[str, dict] = {
     "sum-target#default": {},
     "quadratic": {"dim": 2, "categories": 3},
     "quadratic#1x3": {"dim": 1, "categories": 3},
+    "quadratic#default": {},
 }
 
 
@@ -51,16 +53,19 @@ def hparams(cls) -> dict:
     return {"tau": max(0.5, tau.low or 0.0)}
 
 
-def calibrate(estimator: str, task: str, options: dict, seeds: int, samples: int) -> dict | None:
+def calibrate(estimator: str, task: str, options: dict, seeds: int, samples: int, extra: dict) -> dict | None:
     cls = get_estimator(estimator)
-    params = hparams(cls)
+    params = hparams(cls) | {k: v for k, v in extra.items() if any(p.name == k for p in cls.params)}
     if cls(**params).incompatibility(build_task(task, options)) is not None:
         return None
     rows = [
         run_cell(CellSpec(task, estimator, options, params, seed=s, n_samples=samples, dtype="float64"))
         for s in range(seeds)
     ]
-    out = {"estimator": estimator, "task": task, "task_params": options, "seeds": seeds, "n_samples": samples}
+    out = {"estimator": estimator, "params": params, "task": task, "task_params": options, "seeds": seeds}
+    out["n_samples"] = samples
+    for level in (0.01, 0.05):  # the bias z-test's rejection rate (the estimators run here are mostly unbiased)
+        out[f"bias_p_le_{level}"] = sum(r["bias_pvalue"] <= level for r in rows) / seeds
     for metric in ("variance", "mse"):
         values = [r[metric] for r in rows]
         ses = [r[f"{metric}_se"] for r in rows]
@@ -78,6 +83,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=4096)
     parser.add_argument("--json", type=Path)
     parser.add_argument("--before-after", action="store_true", help="also run stateful estimators as one stream")
+    parser.add_argument("--est-opt", action="append", default=[], help="KEY=VALUE for estimators that declare it")
     args = parser.parse_args()
     torch.set_num_threads(1)
     registry = all_estimators()
@@ -88,7 +94,9 @@ def main() -> None:
     else:
         names = args.estimators.split(",")
     print(f"# {args.seeds} seeds x {args.samples} estimates per cell, float64, 1 thread")
-    print(f"{'estimator':28s} {'streams':8s} {'task':40s} {'SD/SE variance':>15s} {'SD/SE mse':>10s}")
+    extra = dict(item.split("=", 1) for item in args.est_opt)
+    head = f"{'estimator':28s} {'streams':8s} {'task':40s} {'SD/SE variance':>15s} {'SD/SE mse':>10s}"
+    print(head + f" {'bias p<=.01':>12s} {'bias p<=.05':>12s}" + (f"   {extra}" if extra else ""))
     results, t0 = [], time.perf_counter()
     for name in names:
         cls = registry[name]
@@ -98,7 +106,7 @@ def main() -> None:
             for stateful in modes:
                 original, cls.stateful = cls.stateful, stateful
                 try:
-                    r = calibrate(name, task, options, args.seeds, args.samples)
+                    r = calibrate(name, task, options, args.seeds, args.samples, extra)
                 finally:
                     cls.stateful = original
                 if r is None:
@@ -107,7 +115,8 @@ def main() -> None:
                 results.append(r)
                 label = f"{task} {options}" if options else task
                 print(
-                    f"{name:28s} {r['streams']:<8d} {label:40s} {r['variance_ratio']:15.2f} {r['mse_ratio']:10.2f}",
+                    f"{name:28s} {r['streams']:<8d} {label:40s} {r['variance_ratio']:15.2f} {r['mse_ratio']:10.2f}"
+                    f" {r['bias_p_le_0.01']:12.3f} {r['bias_p_le_0.05']:12.3f}",
                     flush=True,
                 )
     print(f"# {time.perf_counter() - t0:.0f} s")

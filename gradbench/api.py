@@ -131,12 +131,20 @@ def run(
 def _writer(out: Path) -> Callable[[list[dict[str, Any]]], None]:
     """Check ``out`` now; return the function that appends rows to it (CSV, or JSON Lines for .jsonl)."""
     from gradbench import jsonrows, results
+    from gradbench.locking import output_lock
 
     if jsonrows.is_jsonl(out):
         jsonrows.check_jsonl_writable(out)
-        return lambda rows: jsonrows.append_jsonl(out, rows)
-    results.check_writable(out)
-    return lambda rows: results.append_rows(out, rows)
+        append = jsonrows.append_jsonl
+    else:
+        results.check_writable(out)
+        append = results.append_rows
+
+    def write(rows: list[dict[str, Any]]) -> None:
+        with output_lock(out, "run"):  # another run on the same file waits; a sweep holding it refuses us
+            append(out, rows)
+
+    return write
 
 
 def _names(value: str | Sequence[str]) -> str:
@@ -164,12 +172,16 @@ def sweep(
     device: str = "cpu",
     dtype: str = "float32",
     plugins: Sequence[str | Path] = (),
+    executor: str = "local",
+    address: str | None = None,
 ) -> pd.DataFrame:
     """Run a grid (tasks × estimators × τ × seeds) like ``gradbench sweep``; return its rows as a DataFrame.
 
     Arguments take the CLI's text (``taus="0.1:10:9"``, ``seeds=3``) or Python lists. Without ``out`` the rows
     go to a temporary CSV that is removed afterwards. Skipped cells are in ``df.attrs["skipped"]`` as
-    (task, estimator, reason), failed cells in ``df.attrs["failed"]`` as (label, reason).
+    (task, estimator, reason), failed cells in ``df.attrs["failed"]`` as (label, reason). ``executor``: ``local``
+    (``workers`` processes) or ``dask`` (a LocalCluster of ``workers`` processes, or the scheduler at ``address``);
+    see docs/cluster.md. ``out`` is locked while the sweep runs (a second sweep on it is refused).
     """
     from gradbench import sweep as sw
     from gradbench.aggregate import load_results as _load
@@ -195,11 +207,25 @@ def sweep(
     if not grid.cells:
         reasons = "; ".join(dict.fromkeys(f"{s.estimator}: {s.reason}" for s in grid.skipped))
         raise GradbenchError(f"nothing to run: every cell is skipped ({reasons})")
+    from gradbench.executors import ExecutorOptions
+    from gradbench.locking import output_lock
+
+    ExecutorOptions(executor, workers, threads, address).validate()
     with tempfile.TemporaryDirectory(prefix="gradbench-sweep-") as tmp:
         path = Path(out) if out is not None else Path(tmp) / "sweep.csv"
-        todo, _ = sw.prepare_output(path, grid, resume=resume, overwrite=overwrite)
-        outcome = sw.run_sweep(grid, path, todo, workers=max(1, min(workers, len(todo) or 1)), threads=threads,
-                               plugins=[str(p) for p in plugins])  # fmt: skip
+        with output_lock(path, "sweep"):
+            todo, _ = sw.prepare_output(path, grid, resume=resume, overwrite=overwrite)
+            outcome = sw.run_sweep(
+                grid,
+                path,
+                todo,
+                workers=max(1, min(workers, len(todo) or 1)),
+                threads=threads,
+                plugins=[str(p) for p in plugins],
+                executor=executor,
+                address=address,
+                overwrite=overwrite,
+            )
         if outcome.interrupted:
             raise KeyboardInterrupt
         if outcome.saved == 0:

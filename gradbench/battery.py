@@ -389,9 +389,13 @@ def two_processes(
     """A fresh Python process loading the same plug-ins gives bit-identical estimates."""
     here, _ = draw_estimates(task, estimator, est_params, n, seed)
     args = json.dumps([task, estimator, est_params, n, seed, list(map(str, plugins)), list(surrogates)])
+    from gradbench.isolation import child_env, python_command  # nothing imported from the current directory
+
     code = "import json, sys\nfrom gradbench.battery import _child\nprint(_child(*json.loads(sys.argv[1])))\n"
     try:
-        proc = subprocess.run([sys.executable, "-c", code, args], capture_output=True, text=True, timeout=300)
+        proc = subprocess.run(
+            [*python_command(code), args], capture_output=True, text=True, timeout=300, env=child_env()
+        )
     except subprocess.TimeoutExpired:
         return Verdict("two processes", FAIL, "the second process did not finish within 300 s")
     if proc.returncode != 0:

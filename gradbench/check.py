@@ -76,6 +76,11 @@ class CheckOptions:
     device: str | None = None  # None: the baseline's
     dtype: str | None = None
     threads: int | None = None
+    executor: str = "local"  # where the cells are re-run (gradbench.executors): local or dask
+    workers: int = 1
+    address: str | None = None
+    connect_timeout: float = 10.0
+    plugins: tuple[str, ...] = ()  # shipped to the executor's workers
 
     def validate(self) -> None:
         if not 0.0 < self.alpha < 0.5:
@@ -193,8 +198,9 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
     """Re-run the baseline's cells and compare them (exact or statistical tier); see the module docstring."""
     import torch
 
+    from gradbench.executors import ExecutorOptions, open_executor
     from gradbench.registry import all_estimators
-    from gradbench.runner import prepare, run_cell
+    from gradbench.runner import prepare
 
     options.validate()
     started = time.perf_counter()
@@ -219,12 +225,10 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
         results: list[CellResult] = []
         details: list[dict[str, Any] | None] = []
         total = len(baseline.cells)
+        jobs: list[tuple[int, Any]] = []  # (index, spec) of the cells that can be re-run here
         for i, cell in enumerate(baseline.cells):
-            if progress:
-                progress(cell.label(), i, total)
             seed = cell.row["seed"] if seed_base is None else fresh_seed(seed_base, cell.row["seed"])
             result = CellResult(cell.label(), cell.row, seed=seed)
-            extra: dict[str, Any] = {}
             spec = spec_for(cell.row, seed, device if options.device else None, options.dtype)
             results.append(result)
             details.append(None)
@@ -242,13 +246,21 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
                 result.status = "worse"
                 result.reasons.append(f"failed: {type(exc).__name__}: {' '.join(str(exc).split())}")
                 continue
-            try:
-                result.new = run_cell(spec, details=extra)
-            except Exception as exc:  # a crash of the estimator (or NaN estimates) is a regression
-                result.status = "worse"
-                result.reasons.append(f"failed: {' '.join(str(exc).split()) or type(exc).__name__}")
-                continue
-            details[-1] = extra
+            jobs.append((i, spec))
+        executor = ExecutorOptions(options.executor, options.workers, threads, options.address, options.connect_timeout)
+        finished = total - len(jobs)
+        with open_executor(executor, options.plugins) as cells:
+            for done in cells.map_unordered(rerun_cell, jobs):
+                i = done.item[0]
+                new, extra, error = done.value if done.error is None else (None, None, done.error)
+                if error is not None:  # a crash of the estimator (or NaN estimates) is a regression
+                    results[i].status = "worse"
+                    results[i].reasons.append(f"failed: {error}")
+                else:
+                    results[i].new, details[i] = new, extra
+                finished += 1
+                if progress:
+                    progress(results[i].label, finished, total)
         if progress:
             progress("", total, total)
     finally:
@@ -273,6 +285,17 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
         )
     check.seconds = time.perf_counter() - started
     return check
+
+
+def rerun_cell(job: tuple[int, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
+    """Re-run one baseline cell, on whichever worker the executor chose: (row, details, None) or (None, None, why)."""
+    from gradbench.runner import run_cell
+
+    extra: dict[str, Any] = {}
+    try:
+        return run_cell(job[1], details=extra), extra, None
+    except Exception as exc:
+        return None, None, " ".join(str(exc).split()) or type(exc).__name__
 
 
 # --- comparing -----------------------------------------------------------------------------------------------

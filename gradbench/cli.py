@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from typer.core import TyperGroup
 
 from gradbench import __version__
 from gradbench.errors import GradbenchError
+from gradbench.executors import CONNECT_TIMEOUT
 from gradbench.sweep import DEFAULT_SEEDS, DEFAULT_TAUS
 
 DEFAULT_OUT = Path("results") / "runs.csv"
@@ -138,6 +140,34 @@ def set_threads(threads: int | None) -> int:
             raise GradbenchError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+ExecutorOpt = Annotated[
+    str,
+    typer.Option("--executor", help="Where cells run: local (processes here) or dask (see docs/cluster.md)."),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option("--address", help="--executor dask: a running scheduler, tcp://HOST:PORT (default: a LocalCluster)."),
+]
+TimeoutOpt = Annotated[
+    float, typer.Option("--connect-timeout", help="--address: seconds to wait for the scheduler and a worker.")
+]
+
+
+def executor_options(engine: str, workers: int | None, threads: int, address: str | None, timeout: float):
+    """The executor the user chose (``--executor``, ``--workers``, ``--threads``, ``--address``), validated."""
+    from gradbench.executors import ExecutorOptions
+
+    if address is not None and workers is not None:
+        raise GradbenchError("--workers does not apply with --address: the cluster's workers are used")
+    if workers is None:
+        from gradbench.sweep import default_workers
+
+        workers = default_workers()
+    options = ExecutorOptions(engine, workers, threads, address, timeout)
+    options.validate()
+    return options
 
 
 PluginOpt = Annotated[
@@ -262,6 +292,9 @@ def sweep(
         int | None, typer.Option("--workers", "-w", help="Parallel worker processes (default: CPU count).")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", help="torch threads per worker.")] = 1,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    connect_timeout: TimeoutOpt = CONNECT_TIMEOUT,
     resume: Annotated[bool, typer.Option("--resume", help="Run only the cells missing from --out.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
@@ -275,10 +308,7 @@ def sweep(
 
     load_plugins(plugin)
     set_threads(threads)
-    if workers is None:
-        workers = sw.default_workers()
-    if workers < 1:
-        raise GradbenchError(f"--workers must be at least 1, got {workers}")
+    options = executor_options(executor, workers, threads, address, connect_timeout)
     if resume and overwrite:
         raise GradbenchError("--resume and --overwrite exclude each other")
     grid = sw.expand_grid(
@@ -296,13 +326,18 @@ def sweep(
     if not grid.cells:
         reasons = "; ".join(dict.fromkeys(f"{s.estimator}: {s.reason}" for s in grid.skipped))
         raise GradbenchError(f"nothing to run: every cell is skipped ({reasons})")
-    todo, already = sw.prepare_output(out, grid, resume=resume, overwrite=overwrite)
-    workers = max(1, min(workers, len(todo)))
-    status.print(plan_line(grid, len(todo), already, workers, threads), highlight=False)
-    with SweepProgress(status, workers) as display:
-        outcome = sw.run_sweep(
-            grid, out, todo, workers=workers, threads=threads, plugins=plugin or (), listener=display
-        )
+    from gradbench.executors import open_executor
+    from gradbench.locking import output_lock
+
+    with output_lock(out, "sweep"):  # a second sweep on the same file is refused, naming this process
+        todo, already = sw.prepare_output(out, grid, resume=resume, overwrite=overwrite)
+        options = replace(options, workers=max(1, min(options.workers, len(todo))))
+        if not todo:  # nothing to run: no cluster to start or reach
+            options = replace(options, engine="local", address=None)
+        with open_executor(options, plugin or ()) as executor:  # an unreachable cluster: one line, file untouched
+            status.print(plan_line(grid, len(todo), already, options), highlight=False)
+            with SweepProgress(status, options.workers) as display:
+                outcome = sw.run_sweep(grid, out, todo, listener=display, executor=executor, overwrite=overwrite)
     if outcome.interrupted:
         print(outcome_line(outcome, str(out)), file=sys.stderr)
         return 130
@@ -522,6 +557,12 @@ def check(
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch threads (default: the baseline's; 1 for --update).")
     ] = None,
+    executor: ExecutorOpt = "local",
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Re-run cells in N worker processes (default 1).")
+    ] = None,
+    address: AddressOpt = None,
+    connect_timeout: TimeoutOpt = CONNECT_TIMEOUT,
     plugin: PluginOpt = None,
 ) -> None:
     """Re-run a baseline's cells and fail (exit 1) when an estimator got biased, noisier or (optionally) slower."""
@@ -541,6 +582,8 @@ def check(
             )
             if v
         ]
+        given += [f for f, v in (("--executor", executor != "local"), ("--workers", workers is not None)) if v]
+        given += ["--address"] if address is not None else []
         if given:
             raise GradbenchError(f"{given[0]} does not apply to --update")
         set_threads(threads or 1)
@@ -575,6 +618,8 @@ def check(
     from gradbench.baseline import read_baseline
     from gradbench.check import run_check
 
+    workers = 1 if workers is None and address is None else workers  # check: one process unless told
+    chosen = executor_options(executor, workers, threads or 1, address, connect_timeout)
     options = CheckOptions(
         alpha=alpha,
         variance_ratio=variance_ratio,
@@ -587,6 +632,11 @@ def check(
         device=device,
         dtype=dtype,
         threads=threads,
+        executor=chosen.engine,
+        workers=chosen.workers,
+        address=chosen.address,
+        connect_timeout=chosen.connect_timeout,
+        plugins=tuple(str(p) for p in plugin or ()),
     )
     options.validate()
     base = read_baseline(baseline)
@@ -783,7 +833,10 @@ def bench(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (also ``python -m gradbench``): drop the implicit import-path entry, run the app."""
+    from gradbench.isolation import strip_implicit_entry
+
+    strip_implicit_entry()
     app()
 
 

@@ -493,6 +493,11 @@ def _run_one(spec: RunSpec) -> tuple[list[dict[str, Any]] | None, str | None]:
         return None, _one_line(exc)
 
 
+def _run_one_of(run: TrainRun) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """:func:`_run_one` for an executor's worker (see :mod:`gradbench.executors`)."""
+    return _run_one(run.spec)
+
+
 # ---------------------------------------------------------------------------------------------------------------
 # Many runs, one file
 # ---------------------------------------------------------------------------------------------------------------
@@ -587,7 +592,12 @@ def run_training(
             finally:
                 torch.set_num_threads(before)
         else:
-            sw._run_parallel(todo, workers, threads, list(plugins), listener, finish, job=_run_one)
+            from gradbench.executors import ExecutorOptions, open_executor
+
+            with open_executor(ExecutorOptions("local", workers, threads), plugins) as executor:
+                for done in executor.map_unordered(_run_one_of, todo, started=listener.cell_started):
+                    rows, error = done.value if done.error is None else (None, done.error)
+                    finish(done.item, rows, error)
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:

@@ -36,9 +36,11 @@ def calibration_task(cls) -> tuple[str, dict] | None:
     return None
 
 
-def spread_over_seeds(estimator: str, task: str, options: dict, seeds: int = SEEDS, samples: int = SAMPLES):
+def spread_over_seeds(
+    estimator: str, task: str, options: dict, seeds: int = SEEDS, samples: int = SAMPLES, params: dict | None = None
+):
     """{metric: (SD of the metric over seeds, mean reported SE, mean of the metric)} for variance and mse."""
-    params = default_hparams(ESTIMATORS[estimator])
+    params = default_hparams(ESTIMATORS[estimator]) | (params or {})
     rows = [
         run_cell(CellSpec(task, estimator, options, params, seed=s, n_samples=samples, dtype="float64"))
         for s in range(seeds)
@@ -69,22 +71,27 @@ def test_reported_standard_errors_match_the_spread_over_seeds(estimator):
     assert_calibrated(estimator, *where)
 
 
-def test_stateful_streams_on_the_needle():
-    """The cell where 16 cold-started streams make the *between*-group spread what varies from seed to seed
-    (the default Bernoulli needle: ``gradbench check``'s own grid); group values centred on each group's own mean
-    missed it (SD/SE 8.5)."""
-    assert_calibrated("reinforce-baseline", "bernoulli", {}, samples=10_000)
+COLD = {"warmup": 0}
+"""reinforce-baseline without its warm-up: every stream starts at b_0 = 0, the hardest case for the error bars."""
+
+
+@pytest.mark.parametrize("params", [{}, COLD], ids=["warm", "cold"])
+def test_stateful_streams_on_the_needle(params):
+    """The cell where cold-started streams make the *between*-group spread what varies from seed to seed (the
+    default Bernoulli needle: ``gradbench check``'s own grid); group values centred on each group's own mean missed
+    it (SD/SE 8.5)."""
+    assert_calibrated("reinforce-baseline", "bernoulli", {}, samples=10_000, params=params)
 
 
 def test_stateful_streams_are_what_makes_the_se_honest(monkeypatch):
-    """The broken variant: reinforce-baseline run as one stream (its running mean shared by all 16 groups) has an
-    SE far below the spread over seeds; its own streams bring the ratio back to ≈ 1."""
+    """The broken variant: reinforce-baseline (cold) run as one stream (its running mean shared by all 16 groups)
+    has an SE far below the spread over seeds; its own streams bring the ratio back to ≈ 1."""
     cls = ESTIMATORS["reinforce-baseline"]
     assert cls.stateful
     task, options = SMALL_TASKS[0]
-    honest = spread_over_seeds("reinforce-baseline", task, options, seeds=100)
+    honest = spread_over_seeds("reinforce-baseline", task, options, seeds=100, params=COLD)
     monkeypatch.setattr(cls, "stateful", False)
-    shared = spread_over_seeds("reinforce-baseline", task, options, seeds=100)
+    shared = spread_over_seeds("reinforce-baseline", task, options, seeds=100, params=COLD)
     for metric in ("variance", "mse"):
         assert 0.8 < honest[metric][0] / honest[metric][1] < 1.25, honest
         assert shared[metric][0] / shared[metric][1] > 1.5, shared
@@ -92,7 +99,8 @@ def test_stateful_streams_are_what_makes_the_se_honest(monkeypatch):
 
 def test_group_values_centred_on_their_own_means_miss_the_streams_cold_starts(monkeypatch):
     """The other broken variant: per-group variances about each group's own mean (the formula before streams).
-    With reinforce-baseline's 16 streams on the needle, the spread over seeds is then far above the reported SE."""
+    With reinforce-baseline's 16 cold streams on the needle, the spread over seeds is then far above the reported
+    SE."""
 
     def own_means(moments, mean_dev, n):
         counts = moments.count
@@ -102,5 +110,5 @@ def test_group_values_centred_on_their_own_means_miss_the_streams_cold_starts(mo
         return group_var[full], group_mse[full]
 
     monkeypatch.setattr(stats, "replicate_group_values", own_means)
-    sd, mean_se, _ = spread_over_seeds("reinforce-baseline", "bernoulli", {}, samples=10_000)["variance"]
+    sd, mean_se, _ = spread_over_seeds("reinforce-baseline", "bernoulli", {}, samples=10_000, params=COLD)["variance"]
     assert sd / mean_se > 3

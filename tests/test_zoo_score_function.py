@@ -133,6 +133,27 @@ def test_running_baseline_replays_a_fixed_draw_across_calls():
         torch.testing.assert_close(got[i], (f[i] - baseline) * (z[i] - p))
 
 
+def test_running_baseline_starts_from_its_warm_up_draws():
+    """After setup(), b_i = (S_W + Σ_{j<i} f_j)/(W + i), S_W the f sum of W draws from the warm-up seed's own stream,
+    whatever the cell's seed (the warm-up is a fixed part of the estimator, not a random effect)."""
+    from gradbench.estimators.reinforce_baseline import WARMUP_STREAM
+    from gradbench.rng import block_seed
+
+    cell = prepare(CellSpec(task="sum-target", estimator="reinforce-baseline", dtype="float64"))
+    est, p, W = cell.estimator, cell.problem.probs, 64
+    est.setup(cell.problem, seed=123)
+    warm = BlockRng(block_seed(0, WARMUP_STREAM), 0, [W]).categorical(p)  # W x D
+    s_w = cell.problem.task.f(torch.nn.functional.one_hot(warm, 4).to(p)).sum()
+    got = est.estimate(cell.problem, BlockRng(5, 0, [16]))
+    z = torch.nn.functional.one_hot(BlockRng(5, 0, [16]).categorical(p), 4).to(p)  # 16 x D x K
+    f = cell.problem.task.f(z)
+    for i in range(16):
+        torch.testing.assert_close(got[i], (f[i] - (s_w + f[:i].sum()) / (W + i)) * (z[i] - p))
+    other = prepare(CellSpec(task="sum-target", estimator="reinforce-baseline", dtype="float64", seed=9)).estimator
+    other.setup(cell.problem, seed=9)
+    assert torch.equal(other.estimate(cell.problem, BlockRng(5, 0, [16])), got)
+
+
 def test_running_baseline_refuses_chunks_out_of_order_and_restarts_at_block_zero():
     cell = prepare(CellSpec(task="bernoulli", estimator="reinforce-baseline"))
     est = cell.estimator
