@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gradbench.errors import GradbenchError
+from gradbench.limits import check_count
 from gradbench.registry import load_builtins, register_estimator, register_task
 from gradbench.registry import load_plugin as _load_plugin
 
@@ -73,8 +74,7 @@ def _set_threads(threads: int | None) -> None:
         return
     import torch
 
-    if threads < 1:
-        raise GradbenchError(f"threads must be at least 1, got {threads}")
+    check_count(threads, "--threads", "torch threads")
     torch.set_num_threads(threads)
 
 
@@ -94,13 +94,15 @@ def run(
     plugins: Sequence[str | Path] = (),
     out: str | Path | None = None,
     on_progress: Callable[[int], None] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Measure one cell; return its row (a dict with every CSV column, see README "Result columns").
 
     ``out``: also append the row to a CSV (``.csv``) or JSON Lines file (``.jsonl``). Every input is validated
-    before anything is drawn or written.
+    before anything is drawn or written; a cell estimated (from a pilot block) to take more than a day is refused
+    unless ``force`` (see docs/hardening.md).
     """
-    from gradbench.runner import CellSpec, prepare, run_cell
+    from gradbench.runner import CellSpec, check_duration, prepare, run_cell
 
     load_plugins(plugins)
     _set_threads(threads)
@@ -121,6 +123,7 @@ def run(
         chunk_size=chunk_size,
     )
     prepare(spec)  # every input error before the output file is touched or any work is done
+    check_duration([spec], force, f"--samples {samples:,}")
     write = _writer(Path(out)) if out is not None else None
     row = run_cell(spec, on_progress=on_progress)
     if write is not None:
@@ -134,6 +137,8 @@ def _writer(out: Path) -> Callable[[list[dict[str, Any]]], None]:
     from gradbench.locking import output_lock
 
     if jsonrows.is_jsonl(out):
+        results.check_path_length(out, "--out")
+        results.check_regular(results.target(out), "--out")  # a FIFO or device is refused before it is opened
         jsonrows.check_jsonl_writable(out)
         append = jsonrows.append_jsonl
     else:
@@ -189,8 +194,7 @@ def sweep(
 
     load_plugins(plugins)
     _set_threads(threads)
-    if workers < 1:
-        raise GradbenchError(f"workers must be at least 1, got {workers}")
+    check_count(workers, "--workers", "worker processes")
     if resume and overwrite:
         raise GradbenchError("resume and overwrite exclude each other")
     grid = sw.expand_grid(

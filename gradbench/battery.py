@@ -278,9 +278,10 @@ def same_seed(estimator: str, est_params: dict, tasks: Sequence[TaskRef], n: int
 
 def chunk_size(estimator: str, est_params: dict, tasks: Sequence[TaskRef], n: int = 5_000, seed: int = 3) -> Verdict:
     """The metrics row does not depend on the chunk size (1 block, 3 blocks, the default)."""
+    from gradbench.results import TIMING_COLUMNS
     from gradbench.runner import prepare, run_cell
 
-    timing = {"seconds", "estimates_per_sec", "timestamp"}
+    timing = set(TIMING_COLUMNS)
     for task in tasks:
         block = prepare(_spec(task, estimator, est_params, n_samples=n)).block_size
         size = min(n, 2 * block + block // 2)  # several blocks, the last one short, where blocks are small

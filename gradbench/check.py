@@ -48,6 +48,7 @@ from gradbench.baseline import (
 from gradbench.contract import PluginError
 from gradbench.core import parse_params
 from gradbench.errors import GradbenchError
+from gradbench.limits import MAX_SEEDS, check_count, check_seed
 from gradbench.results import METRIC_COLUMNS
 from gradbench.significance import holm, normal_quantile, t_quantile2, welch_df
 
@@ -76,6 +77,7 @@ class CheckOptions:
     device: str | None = None  # None: the baseline's
     dtype: str | None = None
     threads: int | None = None
+    allow_missing: tuple[str, ...] = ()  # estimator or task names whose not-comparable cells do not fail the check
     executor: str = "local"  # where the cells are re-run (gradbench.executors): local or dask
     workers: int = 1
     address: str | None = None
@@ -93,8 +95,10 @@ class CheckOptions:
             raise GradbenchError(f"--power must be in (0, 1), got {self.power}")
         if self.fail_on_speed is not None and not (self.fail_on_speed >= 1.0 and math.isfinite(self.fail_on_speed)):
             raise GradbenchError(f"--fail-on-speed must be a finite factor ≥ 1, got {self.fail_on_speed}")
-        if self.threads is not None and self.threads < 1:
-            raise GradbenchError(f"--threads must be at least 1, got {self.threads}")
+        if self.threads is not None:
+            check_count(self.threads, "--threads", "torch threads")
+        if self.seed_base is not None:
+            check_seed(self.seed_base, "--seed-base")
 
 
 @dataclass
@@ -189,9 +193,9 @@ def fresh_seed(seed_base: int, seed: int) -> int:
 
 
 def _device_name(device: str) -> str:
-    import torch
+    from gradbench.runner import resolve_device
 
-    return str(torch.device(device))
+    return str(resolve_device(device))
 
 
 def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | None = None) -> CheckResult:
@@ -203,6 +207,13 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
     from gradbench.runner import prepare
 
     options.validate()
+    names = {c.row["estimator"] for c in baseline.cells} | {c.row["task"] for c in baseline.cells}
+    for name in options.allow_missing:
+        if name not in names:
+            raise GradbenchError(
+                f"--allow-missing {name}: no cell of baseline {baseline.path} has this estimator or task "
+                f"(names: {', '.join(sorted(names))})"
+            )
     started = time.perf_counter()
     env0 = baseline.environment
     dtype = options.dtype or env0["dtype"]
@@ -554,14 +565,21 @@ def _finish(check: CheckResult) -> None:
         ]
         check.warnings.append(f"too weak to detect the threshold: {r.label}: smallest detectable " + "; ".join(parts))
     skipped = check.by_status("not comparable")
+    allowed = set(opts.allow_missing)
+    missing = [r for r in skipped if not allowed & {r.base["estimator"], r.base["task"]}]
     for r in skipped:
-        check.warnings.append(f"not comparable: {r.label}: {r.reasons[0]}")
+        if r in missing:
+            hint = f"--allow-missing {r.base['estimator']} (or the task's name) skips it"
+            r.reasons.append(f"fails the check: {hint}")
+            check.warnings.append(f"not comparable (fails; {hint}): {r.label}: {r.reasons[0]}")
+        else:
+            check.warnings.append(f"not comparable (allowed by --allow-missing): {r.label}: {r.reasons[0]}")
     if check.tier == "exact" and check.by_status("changed"):
         check.notes.append(
             "changed behaviour: if intended, refresh the baseline with `gradbench check --update`; "
             "`--fresh-seeds` compares statistically instead"
         )
-    if any(r.status in FAILING for r in check.cells):
+    if any(r.status in FAILING for r in check.cells) or missing:
         check.exit_code = 1
     elif opts.strict and (weak or skipped):
         check.exit_code = 2
@@ -598,6 +616,8 @@ class GridSettings:
     def validate(self) -> None:
         if self.seeds < 1:
             raise GradbenchError(f"--seeds must be at least 1, got {self.seeds}")
+        if self.seeds > MAX_SEEDS:
+            raise GradbenchError(f"--seeds {self.seeds}: at most {MAX_SEEDS:,} seeds per cell; give a smaller count")
         if not (self.budget > 0 and math.isfinite(self.budget)):
             raise GradbenchError(f"--budget must be a positive number of seconds, got {self.budget}")
         for tau in self.taus:

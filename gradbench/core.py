@@ -147,6 +147,13 @@ class Task:
     def __init__(self, **options: Any) -> None:
         self.config = resolve_params(f"task {self.name!r}", self.params, options)
 
+    @classmethod
+    def dims(cls, config: dict[str, Any]) -> tuple[int, int] | None:
+        """(D, K) a task built from the resolved options ``config`` will have, computed without building it, so
+        that a size too large for memory is refused before any tensor exists. None (the default): unknown until
+        the task is built."""
+        return None
+
     def initial_logits(self) -> torch.Tensor:
         """θ at which gradients are measured, float64, D x K."""
         raise NotImplementedError
@@ -234,6 +241,18 @@ class Estimator:
     def draws_per_estimate(self) -> int:
         """Evaluations of f (draws of z) that one estimate costs."""
         return 1
+
+    @property
+    def evals_per_estimate(self) -> int:
+        """Evaluations of f that one estimate costs, the unit of the equal-cost comparisons (``mse_at_equal_evals``).
+
+        Counting rule: every evaluation of f at one point counts once, whether the point is a hard sample or a
+        relaxed one, and whether or not the estimator also back-propagates through it (∂f/∂z at that point is part
+        of the same evaluation, as in a model's forward-backward pass). Work that is not an evaluation of f (extra
+        Gumbel draws, softmaxes, a beam search) is not counted here; it shows in ``seconds_per_estimate``. One-off
+        set-up (RELAX's training of its control variate) is not per-estimate work and is not counted either.
+        Defaults to ``draws_per_estimate``; an estimator whose f evaluations differ from its draws overrides it."""
+        return self.draws_per_estimate
 
     @property
     def relative_cost(self) -> float:

@@ -26,6 +26,7 @@ from typing import Any
 
 from gradbench.core import Estimator, Task, format_params
 from gradbench.errors import GradbenchError
+from gradbench.limits import MAX_CELLS, MAX_SEEDS, MAX_TAUS, check_samples, check_seed
 
 DEFAULT_TAUS = "0.05:5:11"
 DEFAULT_SEEDS = "3"
@@ -73,6 +74,8 @@ def parse_taus(text: str) -> list[float]:
             raise GradbenchError(f"--taus {text!r}: COUNT must be an integer, got {parts[2]!r}") from None
         if count < 1 or (count == 1 and low != high):
             raise GradbenchError(f"--taus {text!r}: COUNT must be ≥ 2 (or 1 when LOW = HIGH)")
+        if count > MAX_TAUS:
+            raise GradbenchError(f"--taus {text!r}: at most {MAX_TAUS:,} temperatures; give a smaller COUNT")
         if low > high:
             raise GradbenchError(f"--taus {text!r}: LOW must not exceed HIGH")
         if count == 1:
@@ -87,6 +90,8 @@ def parse_taus(text: str) -> list[float]:
         items = [t for t in text.split(",") if t.strip()]
         if not items:
             raise GradbenchError("--taus: give a comma list (0.1,0.5,1) or a range LOW:HIGH:COUNT (0.05:5:11)")
+        if len(items) > MAX_TAUS:
+            raise GradbenchError(f"--taus: {len(items):,} temperatures, at most {MAX_TAUS:,}")
         values = [_float(t, "--taus") for t in items]
     return sorted(set(values))
 
@@ -96,18 +101,23 @@ def parse_seeds(text: str) -> list[int]:
     text = text.strip()
     try:
         if "," in text:
-            seeds = [int(s) for s in text.split(",") if s.strip()]
+            items = [s for s in text.split(",") if s.strip()]
+            if len(items) > MAX_SEEDS:
+                raise GradbenchError(f"--seeds: {len(items):,} seeds, at most {MAX_SEEDS:,}")
+            seeds = [int(s) for s in items]
             if not seeds:
                 raise ValueError
         else:
             count = int(text)
             if count < 1:
                 raise GradbenchError(f"--seeds {text}: a count must be at least 1")
+            if count > MAX_SEEDS:
+                raise GradbenchError(f"--seeds {count}: at most {MAX_SEEDS:,} seeds per sweep; give a smaller count")
             seeds = list(range(count))
     except ValueError:
         raise GradbenchError(f"--seeds {text!r}: give a count (3) or a comma list of integers (0,5,7)") from None
-    if any(s < 0 for s in seeds):
-        raise GradbenchError(f"--seeds {text!r}: seeds must be ≥ 0")
+    for seed in seeds:
+        check_seed(seed, "--seeds")
     if len(set(seeds)) != len(seeds):
         raise GradbenchError(f"--seeds {text!r}: a seed is repeated")
     return seeds
@@ -134,9 +144,7 @@ def parse_samples(text: str) -> int | None:
         n = int(text.replace("_", ""))
     except ValueError:
         raise GradbenchError(f"--samples {text!r}: give a number of estimates or 'auto'") from None
-    if n < 2:
-        raise GradbenchError(f"--samples must be at least 2 (variance needs two estimates), got {n}")
-    return n
+    return check_samples(n)
 
 
 def auto_samples(task: Task, estimator: Estimator) -> int:
@@ -231,18 +239,21 @@ def expand_grid(
     can appear after the sweep has started.
     """
     from gradbench.registry import get_estimator, get_task
-    from gradbench.runner import CellSpec, cached_exact_gradient, prepare
+    from gradbench.runner import CellSpec, cached_exact_gradient, construct_task, prepare
 
     task_opts, est_opts = task_opts or {}, est_opts or {}
     task_classes = [get_task(t) for t in tasks]
     est_classes = [get_estimator(e) for e in estimators]
+    size = len(task_classes) * sum(len(taus) if e.has_tau() else 1 for e in est_classes) * len(seeds)
+    if size > MAX_CELLS:
+        raise GradbenchError(f"the grid would have {size:,} cells, at most {MAX_CELLS:,}; split the sweep")
     _check_options_apply(task_opts, task_classes, "--task-opt", "task")
     _check_options_apply(est_opts, est_classes, "--est-opt", "estimator")
 
     cells: list[GridCell] = []
     skipped: list[Skip] = []
     for task_cls in task_classes:
-        task = task_cls(**_applicable(task_opts, task_cls.params))
+        task = construct_task(task_cls, _applicable(task_opts, task_cls.params))
         task_params = dict(task.config)
         try:
             cached_exact_gradient(task)

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gradbench.core import REQUIRED, Estimator, Param, Task
+from gradbench.cost import EVAL_BUDGET
 
 
 def fmt(value: Any, digits: int = 4) -> str:
@@ -51,6 +52,12 @@ def metrics_table(row: dict[str, Any]) -> Table:
         ("grad_norm", fmt(row["grad_norm"]), "‖exact gradient‖₂"),
         ("exact_value", fmt(row["exact_value"]), "E f under p_θ"),
         ("estimates/s", f"{row['estimates_per_sec']:,.0f}", f"{fmt(row['seconds'], 3)} s drawing and estimating"),
+        ("evals/estimate", fmt(row["evals_per_estimate"]), "f evaluations one estimate costs"),
+        (
+            f"mse @ {EVAL_BUDGET} evals",
+            fmt(row["mse_at_equal_evals"]),
+            f"MSE of the mean of {EVAL_BUDGET}/evals estimates: bias² + variance·evals/{EVAL_BUDGET}",
+        ),
     ]
     for r in rows:
         table.add_row(*r)

@@ -53,12 +53,13 @@ from gradbench.results import (
     read_header,
     write_atomic,
 )
+from gradbench.results import TIMING_COLUMNS as RESULT_TIMING_COLUMNS
 
 _one_line = one_line  # the name gradbench.train imports
 
-TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp")
+TIMING_COLUMNS = RESULT_TIMING_COLUMNS
 """The only columns allowed to differ between two runs of the same sweep (any executor, worker count, resumed or
-not)."""
+not): defined once in gradbench.results."""
 
 # ---------------------------------------------------------------------------------------------------------------
 # The output file
@@ -76,6 +77,8 @@ def read_rows(path: Path, columns: tuple[str, ...] = COLUMNS) -> list[dict[str, 
             "choose another --out"
         )
     data = path.read_bytes()
+    if b"\0" in data:
+        raise GradbenchError(f"{path} is not a text CSV file (it holds NUL bytes); choose another --out")
     if not data.endswith(b"\n"):
         raise GradbenchError(f"{path} ends with a partial line; repair or move it before resuming")
     rows = []
