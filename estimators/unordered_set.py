@@ -140,6 +140,7 @@ class UnorderedSet(Estimator):
     reference = "Kool et al. 2020"
     unbiased = True
     params = (Param("m", int, 4, "distinct configurations per estimate", low=2, high=MAX_M),)
+    cost_formula = "m"
 
     @property
     def draws_per_estimate(self) -> int:

@@ -351,7 +351,7 @@ def sweep(
     """Run a grid of cells (tasks × estimators × temperatures × seeds) into one CSV; see README, "Sweep"."""
     from gradbench import sweep as sw
     from gradbench.progress import SweepProgress, outcome_line, plan_line, skipped_table
-    from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task
+    from gradbench.registry import all_tasks, default_sweep_estimators, get_estimator, get_task
 
     check_count(threads, "--threads", "torch threads")
     if workers is not None:
@@ -363,7 +363,7 @@ def sweep(
         raise GradbenchError("--resume and --overwrite exclude each other")
     grid = sw.expand_grid(
         tasks=sw.parse_names(tasks, "task", all_tasks(), get_task),
-        estimators=sw.parse_names(estimators, "estimator", all_estimators(), get_estimator),
+        estimators=sw.parse_names(estimators, "estimator", default_sweep_estimators(), get_estimator),
         taus=sw.parse_taus(taus),
         seeds=sw.parse_seeds(seeds),
         samples=sw.parse_samples(samples),
@@ -855,12 +855,24 @@ def audit(
 
 
 @app.command("list")
-def list_(plugin: PluginOpt = None) -> None:
+def list_(
+    plugin: PluginOpt = None,
+    format_: Annotated[
+        str, typer.Option("--format", help="table (terminal) or markdown (the estimator table of docs/estimators.md).")
+    ] = "table",
+) -> None:
     """List estimators and tasks with their flags, hyper-parameters and options."""
     from gradbench.registry import all_estimators, all_tasks
     from gradbench.report import estimators_table, tasks_table
 
     load_plugins(plugin)
+    if format_ not in ("table", "markdown"):
+        raise GradbenchError(f"--format must be table or markdown, got {format_!r}")
+    if format_ == "markdown":
+        from gradbench.estimator_table import estimators_markdown
+
+        sys.stdout.write(estimators_markdown(all_estimators()))
+        return
     console = _console()
     console.print(estimators_table(all_estimators()))
     console.print(tasks_table(all_tasks()))

@@ -250,6 +250,10 @@ class Estimator:
     stateful: ClassVar[bool] = False
     uses_exact_gradient: ClassVar[bool] = False  # reads problem.exact_grad (the reference estimator ``exact``)
     params: ClassVar[tuple[Param, ...]] = ()
+    cost_formula: ClassVar[str | None] = None
+    """f evaluations per estimate as a formula, for the estimator table, when not a constant (e.g. "m", "D·K")."""
+    default_sweep: ClassVar[bool] = True
+    """False: left out of ``gradbench sweep --estimators all`` (too slow for the default grid); still runs by name."""
 
     def __init__(self, **hparams: Any) -> None:
         self.config = resolve_params(f"estimator {self.name!r}", self.params, hparams)
@@ -281,6 +285,11 @@ class Estimator:
         cells (``gradbench sweep --samples auto``). Defaults to ``draws_per_estimate``; estimators whose cost is not
         in f evaluations (e.g. k conditional draws per estimate) override it."""
         return float(self.draws_per_estimate)
+
+    def evals_on(self, task: Task) -> int:
+        """Evaluations of f one estimate costs on ``task`` (the CSV's ``draws_per_estimate``): ``draws_per_estimate``
+        unless the cost depends on the task's size (IndeCateR: D·K evaluations)."""
+        return self.draws_per_estimate
 
     def incompatibility(self, task: Task) -> str | None:
         """Why this estimator cannot run on ``task``, or None when it can."""

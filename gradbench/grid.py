@@ -151,7 +151,7 @@ def parse_samples(text: str) -> int | None:
 
 def auto_samples(task: Task, estimator: Estimator) -> int:
     """Largest power of two n with n · D · K · relative cost ≤ AUTO_BUDGET, within [AUTO_MIN, AUTO_MAX]."""
-    cost = max(1, round(task.D * task.K * max(1.0, estimator.relative_cost)))
+    cost = max(1, round(task.D * task.K * max(1.0, estimator.relative_cost, estimator.evals_on(task))))
     n = 1 << max(0, (AUTO_BUDGET // cost).bit_length() - 1)
     return min(AUTO_MAX, max(AUTO_MIN, n))
 
@@ -443,7 +443,8 @@ def _expand_pair(pair: _Pair, taus, seeds, samples, device, dtype, cells: list[G
         label = f"{est_cls.name}{pair.opts_label}{'' if tau is None else f' τ={tau:g}'} on {label_text}"
         first = CellSpec(task.name, est_cls.name, task_params, params, seeds[0], n, device, dtype)
         device_text = str(prepare(first).problem.theta.device)
-        cost = n * task.D * task.K * max(1.0, estimator.relative_cost) + 20_000  # + per-cell overhead
+        unit = max(1.0, estimator.relative_cost, estimator.evals_on(task))
+        cost = n * task.D * task.K * unit + 20_000  # + per-cell overhead
         for seed in seeds:
             spec = CellSpec(task.name, est_cls.name, task_params, params, seed, n, device, dtype)
             key = (

@@ -182,3 +182,9 @@ def all_estimators() -> dict[str, type[Estimator]]:
 def all_tasks() -> dict[str, type[Task]]:
     load_builtins()
     return dict(sorted(TASKS.items()))
+
+
+def default_sweep_estimators() -> dict[str, type[Estimator]]:
+    """The estimators of ``gradbench sweep --estimators all``: every registered one not marked opt-in
+    (``Estimator.default_sweep = False``)."""
+    return {name: cls for name, cls in all_estimators().items() if cls.default_sweep}

@@ -304,7 +304,7 @@ def run_cell(
         "seed": spec.seed,
         "n_samples": n,
         "draws_per_estimate": contract.guarded(
-            (estimator,), estimator, "draws_per_estimate", lambda: estimator.draws_per_estimate
+            (estimator,), estimator, "draws_per_estimate", lambda: estimator.evals_on(cell.task)
         ),
         "D": D,
         "K": K,

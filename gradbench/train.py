@@ -430,7 +430,7 @@ def train_run(spec: RunSpec, on_step: Callable[[int], None] | None = None) -> li
                 "eval_seconds": eval_seconds,
                 "objective": objective,
                 "nll": nll,
-                "draws_per_estimate": estimator.draws_per_estimate,
+                "draws_per_estimate": estimator.evals_on(task),
                 "D": problem.theta.shape[0],
                 "K": problem.theta.shape[1],
                 "exact_value": problem.exact_value,
@@ -459,7 +459,7 @@ def train_run(spec: RunSpec, on_step: Callable[[int], None] | None = None) -> li
             setup_done = True
         estimates = estimator.estimate(problem, BlockRng(train_seed, step, [s.batch_estimates]))  # M x D x K
         g = estimates.to(torch.float64).mean(0)  # D x K
-        f_evals += s.batch_estimates * estimator.draws_per_estimate
+        f_evals += s.batch_estimates * estimator.evals_on(task)
         optimizer.zero_grad(set_to_none=True)
         with torch.enable_grad():
             surrogate = (theta * g).sum()
