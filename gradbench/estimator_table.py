@@ -38,6 +38,8 @@ def cost_text(cls: type[Estimator]) -> str:
     """f evaluations per estimate: the declared formula (with the defaults of the hyper-parameters it names), or the
     constant ``draws_per_estimate``."""
     if cls.cost_formula is None:
+        if any(p.required and p.name != "tau" for p in cls.params):
+            return "depends on the required hyper-parameters"
         return str(default_instance(cls).draws_per_estimate)
     named = [p for p in cls.params if re.search(rf"\b{re.escape(p.name)}\b", cls.cost_formula)]
     defaults = ", ".join(f"{p.name} = {p.default}" for p in named)

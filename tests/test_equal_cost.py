@@ -44,6 +44,8 @@ def test_every_estimator_declares_its_evaluations_per_estimate():
     from tests.helpers import default_hparams
 
     for name, cls in all_estimators().items():
+        if not cls.__module__.startswith("gradbench.estimators."):
+            continue  # a test plug-in another test registered (e.g. one with a required option)
         est = cls(**default_hparams(cls))
         assert isinstance(est.evals_per_estimate, int) and est.evals_per_estimate >= 1, name
     gumbel_rao = all_estimators()["gumbel-rao"]
