@@ -9,6 +9,7 @@ so far stay, ``--resume`` finishes.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import threading
@@ -90,7 +91,8 @@ class LocalExecutor(Executor):
         queue = iter(items)
 
         def submit(item) -> None:
-            pending[pool.submit(call, self.setup, fn, item)] = item
+            with _sigint_blocked():  # a worker spawned here starts with Ctrl-C blocked, until its initializer runs
+                pending[pool.submit(call, self.setup, fn, item)] = item
             if started:
                 started(item)
 
@@ -143,8 +145,26 @@ def _exit_with_parent(parent: int) -> None:
     threading.Thread(target=watch, daemon=True, name="gradbench-parent-watch").start()
 
 
+@contextlib.contextmanager
+def _sigint_blocked():
+    """Block SIGINT in this thread while workers are spawned: a child inherits the mask across exec, so a Ctrl-C
+    that reaches the whole process group while a worker is still importing torch stays pending there (and is then
+    discarded by :func:`_init_worker`) instead of printing a KeyboardInterrupt traceback. Here it is delivered as soon
+    as the block ends, so the client still stops at once."""
+    if not hasattr(signal, "pthread_sigmask"):
+        yield
+        return
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
+
 def _init_worker(setup: WorkerSetup, parent: int) -> None:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the client's to handle
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the client's to handle (a pending one is discarded)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked since the spawn, see _sigint_blocked
     _exit_with_parent(parent)
     prepare_worker(setup)
 
