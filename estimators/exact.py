@@ -22,6 +22,7 @@ class Exact(Estimator):
     family = "reference"
     reference = "exact enumeration"
     unbiased = True
+    families = ("categorical", "gaussian")
     uses_exact_gradient = True  # training computes g* at every step only for estimators that read it
 
     def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:

@@ -68,6 +68,13 @@ class GumbelRao(Estimator):
     )
 
     @property
+    def evals_per_estimate(self) -> int:
+        """One: f (and ∂f/∂z) is evaluated once, at the hard sample; the k conditional Gumbel draws only reweight
+        that one ∂f/∂z through softmax Jacobians — the point of Paulus et al. (2021): the Rao-Blackwellization adds
+        no evaluations of f. Their cost is in ``seconds_per_estimate``, not in f evaluations."""
+        return 1
+
+    @property
     def relative_cost(self) -> float:
         """k conditional perturbations, each about as costly as a Gumbel-Softmax draw."""
         return float(self.config["k"])

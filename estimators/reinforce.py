@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from gradbench.core import Estimator, Problem
-from gradbench.fast import categorical_one_hot
 from gradbench.registry import register_estimator
 from gradbench.rng import BlockRng
 
@@ -18,11 +17,12 @@ def one_hot(indices: torch.Tensor, K: int, dtype: torch.dtype) -> torch.Tensor:
 
 @register_estimator
 class Reinforce(Estimator):
-    """Score function: g = f(z) ∇_θ log p_θ(z) = f(z) (onehot(z) − p), z ~ p_θ.
+    """Score function: g = f(z) ∇_θ log p_θ(z), z ~ p_θ, on any family (:mod:`gradbench.families`).
 
-    The score of a softmax-parametrised categorical is onehot(z) − p in closed form, so no autograd is needed.
-    Unbiased for any f. Williams (1992), "Simple statistical gradient-following algorithms for connectionist
-    reinforcement learning", Machine Learning 8.
+    Categorical: the score of a softmax-parametrised categorical is onehot(z) − p, so g = f(z) (onehot(z) − p).
+    Gaussian x = μ + σε: the score is (ε/σ, (ε² − 1)/σ) for (μ, σ). The family object draws and scores; this code
+    is the same for both. Unbiased for any f. Williams (1992), "Simple statistical gradient-following algorithms
+    for connectionist reinforcement learning", Machine Learning 8; Mohamed et al. (2020), JMLR 21, §4, eq. (13).
     """
 
     name = "reinforce"
@@ -30,9 +30,12 @@ class Reinforce(Estimator):
     family = "score-function"
     reference = "Williams 1992"
     unbiased = True
+    families = ("categorical", "gaussian")
 
     def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
-        p = problem.probs  # D x K
-        z = categorical_one_hot(p, rng)  # n x D x K, the draws of rng.categorical(p) as one-hot rows
+        family = problem.family
+        z = family.sample(
+            problem, rng
+        )  # categorical: one-hot n x D x K (the draws of rng.categorical); gaussian: n x D
         f = problem.task.f(z)  # n
-        return z.sub_(p).mul_(f[:, None, None])  # n x D x K, f(z) (onehot(z) − p)
+        return family.score(problem, z).mul_(f[:, None, None])  # n x D x P, f(z) ∇_θ log p_θ(z)

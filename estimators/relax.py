@@ -85,6 +85,7 @@ class Relax(Estimator):
     reference = "Grathwohl et al. 2018"
     unbiased = True
     needs_relaxation = True
+    cost_formula = "3 + training"
     params = (
         temperature_param(),
         Param("steps", int, 100, "Adam steps training c_φ (mini-batches of 64) before measuring", low=0),

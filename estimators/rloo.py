@@ -46,6 +46,7 @@ class Rloo(Estimator):
     reference = "Kool et al. 2019"
     unbiased = True
     params = (multi_draw_config(),)
+    cost_formula = "m"
 
     @property
     def draws_per_estimate(self) -> int:

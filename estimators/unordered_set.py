@@ -78,28 +78,38 @@ class _SubsetTables:
         self.pairs = bits[:, None] | bits[None, :]  # m x m: {s, s'} ({s} on the diagonal)
 
 
-def set_weights(p: torch.Tensor, tables: _SubsetTables) -> tuple[torch.Tensor, torch.Tensor]:
+def set_weights(log_p: torch.Tensor, tables: _SubsetTables) -> tuple[torch.Tensor, torch.Tensor]:
     """Leave-one-out quantities of an unordered sample S = {s_1..s_m} drawn without replacement.
 
     With q(U) = P(the remaining draws give S \\ U | the first |U| draws were U) = p^{D\\U}(S \\ U), computed for
     every U ⊆ S by q(S) = 1, q(U) = Σ_{t ∈ S\\U} p(t)/(1 − p(U)) · q(U ∪ {t}) (p(U) = Σ_{u∈U} p(u)):
     p(S) = q(∅), R(S, s) = q({s})/q(∅), R^{D\\{s}}(S, s') = q({s, s'})/q({s}) (= 1 for s' = s).
 
-    p: n x m float64, the probabilities of the m configurations. Returns (w n x m, r n x m x m) with
+    log_p: n x m float64, the log-probabilities of the m configurations. Returns (w n x m, r n x m x m) with
     w_s = p(s) R(S, s) = P(s was drawn first | S) and r_{s,s'} = p(s') R^{D\\{s}}(S, s').
+
+    Scaled so that nothing underflows: q(U) is a sum of products of m − |U| factors p(t)/(1 − p(·)), so with
+    c = max_s p(s) per row the recursion runs on q̃(U) = q(U)/c^{m−|U|} with p̃ = p/c ≤ 1 in the numerators (the
+    masses 1 − p(U) stay unscaled), and w = p̃ q̃({s})/q̃(∅), r_{s,s'} = p̃(s') q̃({s,s'})/q̃({s}) for s' ≠ s, p(s) on
+    the diagonal. Without the scaling, q(∅) ≈ p^m underflows to 0 on large models (m = 4 configurations of the 128
+    latent variables of vae-digits: p ≈ 10⁻¹¹⁶, p^m ≈ 10⁻⁴⁶⁴) and w = 0/0.
     """
-    n, m = p.shape
-    q = torch.zeros((n, 1 << m), dtype=torch.float64, device=p.device)  # n x 2^m
+    n, m = log_p.shape
+    p = log_p.exp()  # n x m (may underflow to 0: it only enters the masses 1 − p(U))
+    p_scaled = (log_p - log_p.max(-1, keepdim=True).values).exp()  # n x m, p/c ≤ 1
+    q = torch.zeros((n, 1 << m), dtype=torch.float64, device=log_p.device)  # n x 2^m: q̃
     q[:, -1] = 1.0
     mass = (p[:, None, :] * tables.member).sum(-1)  # n x 2^m: p(U)
     for masks in tables.levels:  # sizes m − 1 … 0
         outside = tables.member[masks] == 0  # c x m: t ∉ U
-        step = p[:, None, :] / (1.0 - mass[:, masks])[..., None]  # n x c x m
-        nxt = q[:, tables.add[masks]]  # n x c x m: q(U ∪ {t})
+        step = p_scaled[:, None, :] / (1.0 - mass[:, masks])[..., None]  # n x c x m
+        nxt = q[:, tables.add[masks]]  # n x c x m: q̃(U ∪ {t})
         q[:, masks] = torch.where(outside, step * nxt, 0.0).sum(-1)
     q_single = q[:, tables.singles]  # n x m
-    w = p * q_single / q[:, :1]  # n x m
-    r = p[:, None, :] * q[:, tables.pairs] / q_single[..., None]  # n x m x m
+    w = p_scaled * q_single / q[:, :1]  # n x m
+    r = p_scaled[:, None, :] * q[:, tables.pairs] / q_single[..., None]  # n x m x m
+    diagonal = torch.eye(m, dtype=torch.bool, device=log_p.device)
+    r = torch.where(diagonal, p[:, None, :], r)  # r_{s,s} = p(s) R^{D\\{s}}(S, s) = p(s)
     return w, r
 
 
@@ -130,6 +140,7 @@ class UnorderedSet(Estimator):
     reference = "Kool et al. 2020"
     unbiased = True
     params = (Param("m", int, 4, "distinct configurations per estimate", low=2, high=MAX_M),)
+    cost_formula = "m"
 
     @property
     def draws_per_estimate(self) -> int:
@@ -170,7 +181,7 @@ def set_estimate(problem: Problem, idx: torch.Tensor, tables: _SubsetTables | No
     z = one_hot(idx, K, theta.dtype)  # r x m x D x K
     f = problem.task.f(z).to(torch.float64)  # r x m
     log_prob = logp[torch.arange(D, device=theta.device), idx].sum(-1)  # r x m: log p(s)
-    w, r = set_weights(log_prob.exp(), tables)  # r x m, r x m x m
+    w, r = set_weights(log_prob, tables)  # r x m, r x m x m
     advantage = w * (f - (r * f[:, None, :]).sum(-1))  # r x m: P(s first | S) (f(s) − baseline_s)
     score = z.to(torch.float64) - logp.exp()  # r x m x D x K: ∇θ log p(s)
     return (advantage[:, :, None, None] * score).sum(1).to(theta.dtype)  # r x D x K

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gradbench.errors import GradbenchError
-from gradbench.results import COLUMNS, FLOAT_COLUMNS, IDENTITY_COLUMNS, INT_COLUMNS, migrate_header, migrate_row
+from gradbench.results import COLUMNS, FLOAT_COLUMNS, IDENTITY_COLUMNS, INT_COLUMNS, OLDER_FORMATS, check_regular
 
 FIGURE_KEYS = ["task", "task_params", "dtype", "device"]
 """One figure per distinct value of these columns."""
@@ -28,6 +28,8 @@ LINE_KEYS = ["estimator", "estimator_params", "n_samples"]
 IDENTITY = list(IDENTITY_COLUMNS)
 METRICS = ("bias", "bias_sq", "variance", "mse", "cosine", "snr")
 """Metrics that can be plotted against τ (``--metrics``)."""
+COST_METRICS = ("mse_at_equal_evals", "mse_at_equal_time", "evals_per_estimate", "seconds_per_estimate")
+"""The cost columns, aggregated like the metrics (``plot --per evals|time`` draws the equal-cost MSE)."""
 DERIVED = ("noise_floor",)
 NUMERIC = (*FLOAT_COLUMNS, *INT_COLUMNS)
 
@@ -59,8 +61,7 @@ def load_results(path: Path) -> pd.DataFrame:
     path = Path(path)
     if not path.exists():
         raise GradbenchError(f"{path} does not exist")
-    if path.is_dir():
-        raise GradbenchError(f"{path} is a directory, not a CSV file")
+    check_regular(path, "CSV")
     try:
         text = path.read_text(encoding="utf-8")
     except UnicodeDecodeError:
@@ -69,16 +70,17 @@ def load_results(path: Path) -> pd.DataFrame:
         raise GradbenchError(f"cannot read {path}: {exc.strerror}") from None
     if not text.strip():
         raise GradbenchError(f"{path} is empty")
+    if "\0" in text:
+        line = text[: text.index("\0")].count("\n") + 1
+        raise GradbenchError(f"{path} is not a text CSV file: NUL byte on line {line}")
     try:
         records = list(csv.reader(text.splitlines()))
     except csv.Error as exc:
         raise GradbenchError(f"{path} is not a valid CSV file: {exc}") from None
     header = records[0]
-    positions = migrate_header(header)
-    if positions is not None:  # an older file, written before a column was added
-        records = [list(COLUMNS)] + [migrate_row(r, positions) if len(r) == len(positions) else r for r in records[1:]]
-        header = records[0]
-    if tuple(header) != COLUMNS:
+    # a file written by an earlier version (before the cost or the precision columns): filled in below
+    expected = next((f for f in OLDER_FORMATS if tuple(header) == f), COLUMNS)
+    if tuple(header) != expected:
         known = [c for c in header if c in COLUMNS]
         if len(known) < len(IDENTITY) // 2:
             raise GradbenchError(f"{path} is not a gradbench results file (header: {','.join(header)[:60]}…)")
@@ -93,10 +95,10 @@ def load_results(path: Path) -> pd.DataFrame:
     if not rows:
         raise GradbenchError(f"{path} holds no rows (only a header)")
     for number, row in enumerate(rows, start=2):
-        if len(row) != len(COLUMNS):
-            raise GradbenchError(f"{path}, line {number}: {len(row)} fields, expected {len(COLUMNS)}")
-    df = pd.DataFrame(rows, columns=list(COLUMNS), dtype=str)
-    for column in NUMERIC:
+        if len(row) != len(expected):
+            raise GradbenchError(f"{path}, line {number}: {len(row)} fields, expected {len(expected)}")
+    df = pd.DataFrame(rows, columns=list(expected), dtype=str)
+    for column in (c for c in NUMERIC if c in expected):
         values = df[column].replace("", "nan") if column == "tau" else df[column]
         converted = pd.to_numeric(values, errors="coerce")
         bad = converted.isna() & ~values.str.lower().isin(["nan"])
@@ -104,13 +106,35 @@ def load_results(path: Path) -> pd.DataFrame:
             line = int(bad.to_numpy().nonzero()[0][0]) + 2
             raise GradbenchError(f"{path}, line {line}: column {column!r} is not a number: {values[bad].iloc[0]!r}")
         df[column] = converted.astype(float)
+    for column, low in (("seed", 0), ("n_samples", 2), ("D", 1), ("K", 1), ("draws_per_estimate", 0)):
+        values = df[column]
+        bad = ~(values.between(low, 2.0**63 - 1) & (values == values.round()))
+        if bad.any():
+            line = int(bad.to_numpy().nonzero()[0][0]) + 2
+            raise GradbenchError(
+                f"{path}, line {line}: column {column!r} must be an integer ≥ {low}, got {values[bad].iloc[0]!r}"
+            )
     for column in ("seed", "n_samples", "D", "K"):
         df[column] = df[column].astype("int64")
+    for column in ("task", "estimator", "dtype", "device"):
+        empty = df[column].str.strip() == ""
+        if empty.any():
+            line = int(empty.to_numpy().nonzero()[0][0]) + 2
+            raise GradbenchError(f"{path}, line {line}: column {column!r} is empty")
+    if "nonfinite_fraction" not in expected:  # before the column existed a non-finite estimate aborted its cell
+        df["nonfinite_fraction"] = 0.0
+    if "evals_per_estimate" not in expected:  # written before the cost columns
+        from gradbench.cost import with_budgets
+
+        df["evals_per_estimate"] = df["draws_per_estimate"]  # the legacy meaning (see results.upgrade_row)
+        df["seconds_per_estimate"] = df["seconds"] / df["n_samples"]
+        df = with_budgets(df)
+    df = df[list(COLUMNS)]
     return df.drop_duplicates(subset=IDENTITY, keep="last").reset_index(drop=True)
 
 
 def aggregate(
-    df: pd.DataFrame, metrics: tuple[str, ...] = (*METRICS, "bias_pvalue", "grad_norm", *DERIVED)
+    df: pd.DataFrame, metrics: tuple[str, ...] = (*METRICS, *COST_METRICS, "bias_pvalue", "grad_norm", *DERIVED)
 ) -> pd.DataFrame:
     """Mean over seeds and its 95% band, one row per (figure, line, τ, metric).
 

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gradbench.errors import GradbenchError
+from gradbench.limits import check_count
 from gradbench.registry import load_builtins, register_estimator, register_task
 from gradbench.registry import load_plugin as _load_plugin
 
@@ -73,8 +74,7 @@ def _set_threads(threads: int | None) -> None:
         return
     import torch
 
-    if threads < 1:
-        raise GradbenchError(f"threads must be at least 1, got {threads}")
+    check_count(threads, "--threads", "torch threads")
     torch.set_num_threads(threads)
 
 
@@ -94,13 +94,15 @@ def run(
     plugins: Sequence[str | Path] = (),
     out: str | Path | None = None,
     on_progress: Callable[[int], None] | None = None,
+    force: bool = False,
 ) -> dict[str, Any]:
     """Measure one cell; return its row (a dict with every CSV column, see README "Result columns").
 
     ``out``: also append the row to a CSV (``.csv``) or JSON Lines file (``.jsonl``). Every input is validated
-    before anything is drawn or written.
+    before anything is drawn or written; a cell estimated (from a pilot block) to take more than a day is refused
+    unless ``force`` (see docs/hardening.md).
     """
-    from gradbench.runner import CellSpec, prepare, run_cell
+    from gradbench.runner import CellSpec, check_duration, prepare, run_cell
 
     load_plugins(plugins)
     _set_threads(threads)
@@ -121,6 +123,7 @@ def run(
         chunk_size=chunk_size,
     )
     prepare(spec)  # every input error before the output file is touched or any work is done
+    check_duration([spec], force, f"--samples {samples:,}")
     write = _writer(Path(out)) if out is not None else None
     row = run_cell(spec, on_progress=on_progress)
     if write is not None:
@@ -131,12 +134,22 @@ def run(
 def _writer(out: Path) -> Callable[[list[dict[str, Any]]], None]:
     """Check ``out`` now; return the function that appends rows to it (CSV, or JSON Lines for .jsonl)."""
     from gradbench import jsonrows, results
+    from gradbench.locking import output_lock
 
     if jsonrows.is_jsonl(out):
+        results.check_path_length(out, "--out")
+        results.check_regular(results.target(out), "--out")  # a FIFO or device is refused before it is opened
         jsonrows.check_jsonl_writable(out)
-        return lambda rows: jsonrows.append_jsonl(out, rows)
-    results.check_writable(out)
-    return lambda rows: results.append_rows(out, rows)
+        append = jsonrows.append_jsonl
+    else:
+        results.check_writable(out)
+        append = results.append_rows
+
+    def write(rows: list[dict[str, Any]]) -> None:
+        with output_lock(out, "run"):  # another run on the same file waits; a sweep holding it refuses us
+            append(out, rows)
+
+    return write
 
 
 def _names(value: str | Sequence[str]) -> str:
@@ -164,12 +177,16 @@ def sweep(
     device: str = "cpu",
     dtype: str = "float32",
     plugins: Sequence[str | Path] = (),
+    executor: str = "local",
+    address: str | None = None,
 ) -> pd.DataFrame:
     """Run a grid (tasks × estimators × τ × seeds) like ``gradbench sweep``; return its rows as a DataFrame.
 
     Arguments take the CLI's text (``taus="0.1:10:9"``, ``seeds=3``) or Python lists. Without ``out`` the rows
     go to a temporary CSV that is removed afterwards. Skipped cells are in ``df.attrs["skipped"]`` as
-    (task, estimator, reason), failed cells in ``df.attrs["failed"]`` as (label, reason).
+    (task, estimator, reason), failed cells in ``df.attrs["failed"]`` as (label, reason). ``executor``: ``local``
+    (``workers`` processes) or ``dask`` (a LocalCluster of ``workers`` processes, or the scheduler at ``address``);
+    see docs/cluster.md. ``out`` is locked while the sweep runs (a second sweep on it is refused).
     """
     from gradbench import sweep as sw
     from gradbench.aggregate import load_results as _load
@@ -177,8 +194,7 @@ def sweep(
 
     load_plugins(plugins)
     _set_threads(threads)
-    if workers < 1:
-        raise GradbenchError(f"workers must be at least 1, got {workers}")
+    check_count(workers, "--workers", "worker processes")
     if resume and overwrite:
         raise GradbenchError("resume and overwrite exclude each other")
     grid = sw.expand_grid(
@@ -195,11 +211,25 @@ def sweep(
     if not grid.cells:
         reasons = "; ".join(dict.fromkeys(f"{s.estimator}: {s.reason}" for s in grid.skipped))
         raise GradbenchError(f"nothing to run: every cell is skipped ({reasons})")
+    from gradbench.executors import ExecutorOptions
+    from gradbench.locking import output_lock
+
+    ExecutorOptions(executor, workers, threads, address).validate()
     with tempfile.TemporaryDirectory(prefix="gradbench-sweep-") as tmp:
         path = Path(out) if out is not None else Path(tmp) / "sweep.csv"
-        todo, _ = sw.prepare_output(path, grid, resume=resume, overwrite=overwrite)
-        outcome = sw.run_sweep(grid, path, todo, workers=max(1, min(workers, len(todo) or 1)), threads=threads,
-                               plugins=[str(p) for p in plugins])  # fmt: skip
+        with output_lock(path, "sweep"):
+            todo, _ = sw.prepare_output(path, grid, resume=resume, overwrite=overwrite)
+            outcome = sw.run_sweep(
+                grid,
+                path,
+                todo,
+                workers=max(1, min(workers, len(todo) or 1)),
+                threads=threads,
+                plugins=[str(p) for p in plugins],
+                executor=executor,
+                address=address,
+                overwrite=overwrite,
+            )
         if outcome.interrupted:
             raise KeyboardInterrupt
         if outcome.saved == 0:

@@ -32,7 +32,7 @@ from pathlib import Path
 from typing import Any
 
 from gradbench.errors import GradbenchError
-from gradbench.results import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, write_atomic
+from gradbench.results import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, check_regular, write_atomic
 
 FORMAT = 1
 MAGIC = "# gradbench-baseline "
@@ -175,14 +175,15 @@ def read_baseline(path: Path) -> Baseline:
         raise GradbenchError(
             f"baseline {path} does not exist; create it with `gradbench check --update --baseline {path}`"
         )
-    if path.is_dir():
-        raise GradbenchError(f"baseline {path} is a directory, not a file")
+    check_regular(path, "baseline")
     try:
         raw = path.read_bytes().decode("utf-8")
     except UnicodeDecodeError:
         raise GradbenchError(f"baseline {path} is not a text file (corrupted?)") from None
     except OSError as exc:
         raise GradbenchError(f"cannot read baseline {path}: {exc.strerror}") from None
+    if "\0" in raw:
+        raise GradbenchError(f"baseline {path} is not a text file: it holds NUL bytes (corrupted?)")
     first, newline, body = raw.partition("\n")
     if not first.startswith(MAGIC):
         hint = " (it looks like a results CSV, not a baseline)" if first.startswith("task,") else ""

@@ -48,6 +48,7 @@ from gradbench.baseline import (
 from gradbench.contract import PluginError
 from gradbench.core import parse_params
 from gradbench.errors import GradbenchError
+from gradbench.limits import MAX_SEEDS, check_count, check_seed
 from gradbench.results import METRIC_COLUMNS
 from gradbench.significance import holm, normal_quantile, t_quantile2, welch_df
 
@@ -76,6 +77,12 @@ class CheckOptions:
     device: str | None = None  # None: the baseline's
     dtype: str | None = None
     threads: int | None = None
+    allow_missing: tuple[str, ...] = ()  # estimator or task names whose not-comparable cells do not fail the check
+    executor: str = "local"  # where the cells are re-run (gradbench.executors): local or dask
+    workers: int = 1
+    address: str | None = None
+    connect_timeout: float = 10.0
+    plugins: tuple[str, ...] = ()  # shipped to the executor's workers
 
     def validate(self) -> None:
         if not 0.0 < self.alpha < 0.5:
@@ -88,8 +95,10 @@ class CheckOptions:
             raise GradbenchError(f"--power must be in (0, 1), got {self.power}")
         if self.fail_on_speed is not None and not (self.fail_on_speed >= 1.0 and math.isfinite(self.fail_on_speed)):
             raise GradbenchError(f"--fail-on-speed must be a finite factor ≥ 1, got {self.fail_on_speed}")
-        if self.threads is not None and self.threads < 1:
-            raise GradbenchError(f"--threads must be at least 1, got {self.threads}")
+        if self.threads is not None:
+            check_count(self.threads, "--threads", "torch threads")
+        if self.seed_base is not None:
+            check_seed(self.seed_base, "--seed-base")
 
 
 @dataclass
@@ -184,19 +193,27 @@ def fresh_seed(seed_base: int, seed: int) -> int:
 
 
 def _device_name(device: str) -> str:
-    import torch
+    from gradbench.runner import resolve_device
 
-    return str(torch.device(device))
+    return str(resolve_device(device))
 
 
 def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | None = None) -> CheckResult:
     """Re-run the baseline's cells and compare them (exact or statistical tier); see the module docstring."""
     import torch
 
+    from gradbench.executors import ExecutorOptions, open_executor
     from gradbench.registry import all_estimators
-    from gradbench.runner import prepare, run_cell
+    from gradbench.runner import prepare
 
     options.validate()
+    names = {c.row["estimator"] for c in baseline.cells} | {c.row["task"] for c in baseline.cells}
+    for name in options.allow_missing:
+        if name not in names:
+            raise GradbenchError(
+                f"--allow-missing {name}: no cell of baseline {baseline.path} has this estimator or task "
+                f"(names: {', '.join(sorted(names))})"
+            )
     started = time.perf_counter()
     env0 = baseline.environment
     dtype = options.dtype or env0["dtype"]
@@ -219,12 +236,10 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
         results: list[CellResult] = []
         details: list[dict[str, Any] | None] = []
         total = len(baseline.cells)
+        jobs: list[tuple[int, Any]] = []  # (index, spec) of the cells that can be re-run here
         for i, cell in enumerate(baseline.cells):
-            if progress:
-                progress(cell.label(), i, total)
             seed = cell.row["seed"] if seed_base is None else fresh_seed(seed_base, cell.row["seed"])
             result = CellResult(cell.label(), cell.row, seed=seed)
-            extra: dict[str, Any] = {}
             spec = spec_for(cell.row, seed, device if options.device else None, options.dtype)
             results.append(result)
             details.append(None)
@@ -242,19 +257,24 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
                 result.status = "worse"
                 result.reasons.append(f"failed: {type(exc).__name__}: {' '.join(str(exc).split())}")
                 continue
-            try:
-                new = run_cell(spec, details=extra)
-            except Exception as exc:  # a crash of the estimator is a regression
-                result.status = "worse"
-                result.reasons.append(f"failed: {' '.join(str(exc).split()) or type(exc).__name__}")
-                continue
-            nonfinite = _nonfinite_failure(cell.row, new)
-            if nonfinite:  # non-finite estimates where the baseline had (fewer) none: a regression
-                result.status = "worse"
-                result.reasons.append(nonfinite)
-                continue
-            result.new = new
-            details[-1] = extra
+            jobs.append((i, spec))
+        executor = ExecutorOptions(options.executor, options.workers, threads, options.address, options.connect_timeout)
+        finished = total - len(jobs)
+        with open_executor(executor, options.plugins) as cells:
+            for done in cells.map_unordered(rerun_cell, jobs):
+                i = done.item[0]
+                new, extra, error = done.value if done.error is None else (None, None, done.error)
+                if error is not None:  # a crash of the estimator (or NaN estimates) is a regression
+                    results[i].status = "worse"
+                    results[i].reasons.append(f"failed: {error}")
+                elif nonfinite := _nonfinite_failure(results[i].base, new):
+                    results[i].status = "worse"  # non-finite estimates where the baseline had (fewer) none
+                    results[i].reasons.append(nonfinite)
+                else:
+                    results[i].new, details[i] = new, extra
+                finished += 1
+                if progress:
+                    progress(results[i].label, finished, total)
         if progress:
             progress("", total, total)
     finally:
@@ -279,6 +299,17 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
         )
     check.seconds = time.perf_counter() - started
     return check
+
+
+def rerun_cell(job: tuple[int, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:
+    """Re-run one baseline cell, on whichever worker the executor chose: (row, details, None) or (None, None, why)."""
+    from gradbench.runner import run_cell
+
+    extra: dict[str, Any] = {}
+    try:
+        return run_cell(job[1], details=extra), extra, None
+    except Exception as exc:
+        return None, None, " ".join(str(exc).split()) or type(exc).__name__
 
 
 # --- comparing -----------------------------------------------------------------------------------------------
@@ -547,14 +578,21 @@ def _finish(check: CheckResult) -> None:
         ]
         check.warnings.append(f"too weak to detect the threshold: {r.label}: smallest detectable " + "; ".join(parts))
     skipped = check.by_status("not comparable")
+    allowed = set(opts.allow_missing)
+    missing = [r for r in skipped if not allowed & {r.base["estimator"], r.base["task"]}]
     for r in skipped:
-        check.warnings.append(f"not comparable: {r.label}: {r.reasons[0]}")
+        if r in missing:
+            hint = f"--allow-missing {r.base['estimator']} (or the task's name) skips it"
+            r.reasons.append(f"fails the check: {hint}")
+            check.warnings.append(f"not comparable (fails; {hint}): {r.label}: {r.reasons[0]}")
+        else:
+            check.warnings.append(f"not comparable (allowed by --allow-missing): {r.label}: {r.reasons[0]}")
     if check.tier == "exact" and check.by_status("changed"):
         check.notes.append(
             "changed behaviour: if intended, refresh the baseline with `gradbench check --update`; "
             "`--fresh-seeds` compares statistically instead"
         )
-    if any(r.status in FAILING for r in check.cells):
+    if any(r.status in FAILING for r in check.cells) or missing:
         check.exit_code = 1
     elif opts.strict and (weak or skipped):
         check.exit_code = 2
@@ -591,6 +629,8 @@ class GridSettings:
     def validate(self) -> None:
         if self.seeds < 1:
             raise GradbenchError(f"--seeds must be at least 1, got {self.seeds}")
+        if self.seeds > MAX_SEEDS:
+            raise GradbenchError(f"--seeds {self.seeds}: at most {MAX_SEEDS:,} seeds per cell; give a smaller count")
         if not (self.budget > 0 and math.isfinite(self.budget)):
             raise GradbenchError(f"--budget must be a positive number of seconds, got {self.budget}")
         for tau in self.taus:
@@ -640,7 +680,7 @@ def grid_cells(settings: GridSettings) -> tuple[list, list[str]]:
                     _guarded(spec, prepare)
                 except GradbenchError as exc:
                     text = str(exc)
-                    if "needs f on the simplex" in text or "binary variables only" in text:
+                    if "needs f on the simplex" in text or "binary variables only" in text or "latents only" in text:
                         continue  # an incompatible pair: skipped by design
                     if settings.estimators and settings.tasks:
                         raise

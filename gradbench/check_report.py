@@ -69,6 +69,8 @@ def summary_lines(check: CheckResult) -> list[str]:
     o = check.options
     counts = ", ".join(f"{len(check.by_status(s))} {s}" for s in STATUSES if check.by_status(s))
     verdict = {0: "PASS", 1: "FAIL (regression)", 2: "FAIL (--strict)"}[check.exit_code]
+    if check.exit_code == 1 and not any(c.status in ("worse", "changed") for c in check.cells):
+        verdict = "FAIL (cells not comparable; --allow-missing NAME skips them)"
     env0 = check.baseline_env
     lines = [
         f"gradbench check: {verdict} — {len(check.cells)} cells: {counts}",
@@ -119,17 +121,43 @@ def _headers(check: CheckResult, status: str) -> list[str]:
     return ["cell", "variance", "bias", "detectable", "speed", *why]
 
 
-def render_rich(check: CheckResult, console) -> None:
+QUIET_STATUSES = ("unchanged",)
+"""Groups of cells listed only with ``--verbose`` (the one-line counts always name them)."""
+
+
+def grouped(messages: list[str]) -> list[tuple[str, list[str]]]:
+    """Messages grouped by their kind (the text before the first ': '), in first-seen order: (kind, details)."""
+    groups: dict[str, list[str]] = {}
+    for message in messages:
+        kind, sep, rest = message.partition(": ")
+        groups.setdefault(kind if sep else message, []).append(rest if sep else "")
+    return list(groups.items())
+
+
+def _where(details: list[str]) -> str:
+    """'bernoulli 22, quadratic 6': how many of the grouped cells are on each task."""
+    tasks: dict[str, int] = {}
+    for text in details:
+        task = text.split(" on ", 1)[1].split(" ", 1)[0] if " on " in text else "?"
+        tasks[task] = tasks.get(task, 0) + 1
+    return ", ".join(f"{t} {n}" for t, n in tasks.items())
+
+
+def render_rich(check: CheckResult, console, verbose: bool = False) -> None:
+    """Failures first, then one line of counts; explanations, unchanged cells and each warning with ``verbose``."""
     from rich.table import Table
 
     style = {0: "bold green", 1: "bold red", 2: "bold yellow"}[check.exit_code]
     lines = summary_lines(check)
     console.print(lines[0], style=style, markup=False, highlight=False)
-    for line in lines[1:]:
-        console.print(line, style="dim", markup=False, highlight=False)
-    for status in STATUSES:
+    for line in lines[1 : None if verbose else 4]:
+        if verbose or line.startswith(("tier:", "baseline:", "environment now:")):
+            console.print(line, style="dim", markup=False, highlight=False)
+    order = list(STATUSES)
+    failing_first = sorted(order, key=lambda s: (s not in ("worse", "changed", "not comparable"), order.index(s)))
+    for status in failing_first:
         cells = check.by_status(status)
-        if not cells:
+        if not cells or (status in QUIET_STATUSES and not verbose):
             continue
         table = Table(title=f"{TITLES[status]} ({len(cells)})", title_justify="left")
         for h in _headers(check, status):
@@ -137,10 +165,25 @@ def render_rich(check: CheckResult, console) -> None:
         for r in cells:
             table.add_row(*_row_cells(check, r))
         console.print(table)
-    for w in check.warnings:
-        console.print(f"warning: {w}", style="yellow", markup=False, highlight=False)
-    for n in check.notes:
-        console.print(f"note: {n}", markup=False, highlight=False)
+    quiet = [f"{len(check.by_status(s))} {s}" for s in QUIET_STATUSES if check.by_status(s)]
+    if quiet and not verbose:
+        console.print(f"{', '.join(quiet)} (listed with --verbose)", markup=False, highlight=False)
+    for kind, details in grouped(check.warnings):
+        if verbose or len(details) == 1:
+            for text in details:
+                console.print(f"warning: {kind}{': ' + text if text else ''}", style="yellow", markup=False)
+        else:
+            console.print(
+                f"warning: {len(details)} cells {kind} ({_where(details)}; each with --verbose)",
+                style="yellow",
+                markup=False,
+                highlight=False,
+            )
+    for kind, details in grouped(check.notes):
+        for text in details if verbose or len(details) == 1 else []:
+            console.print(f"note: {kind}{': ' + text if text else ''}", markup=False, highlight=False)
+        if not verbose and len(details) > 1:
+            console.print(f"note: {len(details)} × {kind} (each with --verbose)", markup=False, highlight=False)
 
 
 def _md_escape(text: str) -> str:

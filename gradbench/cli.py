@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sys
 import warnings
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,11 +18,31 @@ from typer.core import TyperGroup
 
 from gradbench import __version__
 from gradbench.errors import GradbenchError
+from gradbench.executors import CONNECT_TIMEOUT
+from gradbench.limits import check_count
 from gradbench.sweep import DEFAULT_SEEDS, DEFAULT_TAUS
 
 DEFAULT_OUT = Path("results") / "runs.csv"
 DEFAULT_SAMPLES = 200_000
 DEFAULT_SWEEP_OUT = Path("results") / "sweep.csv"
+
+PerOpt = Annotated[
+    str,
+    typer.Option(
+        "--per", help="Compare MSE per estimate, at equal f evaluations, or at equal time: estimate|evals|time."
+    ),
+]
+BudgetOpt = Annotated[
+    float | None,
+    typer.Option(
+        "--budget", help="The common budget: f evaluations (--per evals, default 12) or seconds (--per time, 1e-4)."
+    ),
+]
+OnlyOpt = Annotated[str | None, typer.Option("--only", help="Only these estimators (comma list).")]
+ExcludeOpt = Annotated[str | None, typer.Option("--exclude", help="Leave out these estimators (comma list).")]
+FamilyOpt = Annotated[
+    str | None, typer.Option("--family", help="Only estimators of these families (comma list; e.g. relaxation).")
+]
 
 
 DEBUG = False
@@ -49,12 +70,22 @@ class OneLineErrors(TyperGroup):
             _fail(str(exc))
         except KeyboardInterrupt:
             _fail("interrupted", code=130)
+        except MemoryError:
+            _fail("out of memory: the work needs more memory than is available; give a smaller size or --samples")
+        except OSError as exc:  # a safety net: file-system errors the up-front checks did not foresee
+            where = f" ({exc.filename})" if exc.filename else ""
+            _fail(f"{exc.strerror or exc}{where}; check the path and the free space")
         except Exception as exc:
             # The vendored click's UsageError/BadParameter and friends: duck-typed to avoid a private import.
             if hasattr(exc, "format_message") and hasattr(exc, "exit_code"):
-                _fail(" ".join(exc.format_message().split()), code=2)
+                message = exc.format_message()
+                if not message.strip() and type(exc).__name__ == "NoArgsIsHelpError":
+                    message = "no command given; see the commands above or run `gradbench --help`"
+                _fail(message or type(exc).__name__, code=2)
             if type(exc).__name__ == "Abort":
                 _fail("aborted", code=1)
+            if isinstance(exc, RuntimeError) and "can't allocate memory" in str(exc):  # torch's allocator
+                _fail("out of memory: " + str(exc).split("DefaultCPUAllocator: ")[-1])
             raise
         sys.exit(result if isinstance(result, int) else 0)
 
@@ -64,6 +95,8 @@ def _warning_line(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def _fail(message: str, code: int = 2) -> None:
+    """One line, always: whatever whitespace (newlines) a message holds is folded."""
+    message = " ".join(str(message).split()) or "failed (no message)"
     print(f"gradbench: error: {message}", file=sys.stderr)
     sys.exit(code)
 
@@ -131,13 +164,46 @@ def _estimator_or_surrogate(estimator: str | None, surrogates: list[str]) -> str
 
 
 def set_threads(threads: int | None) -> int:
+    from gradbench.limits import check_count
+
+    if threads is not None:
+        check_count(threads, "--threads", "torch threads")
     import torch
 
     if threads is not None:
-        if threads < 1:
-            raise GradbenchError(f"--threads must be at least 1, got {threads}")
         torch.set_num_threads(threads)
     return torch.get_num_threads()
+
+
+ForceOpt = Annotated[
+    bool, typer.Option("--force", help="Run even when the estimated time exceeds a day (see docs/hardening.md).")
+]
+ExecutorOpt = Annotated[
+    str,
+    typer.Option("--executor", help="Where cells run: local (processes here) or dask (see docs/cluster.md)."),
+]
+AddressOpt = Annotated[
+    str | None,
+    typer.Option("--address", help="--executor dask: a running scheduler, tcp://HOST:PORT (default: a LocalCluster)."),
+]
+TimeoutOpt = Annotated[
+    float, typer.Option("--connect-timeout", help="--address: seconds to wait for the scheduler and a worker.")
+]
+
+
+def executor_options(engine: str, workers: int | None, threads: int, address: str | None, timeout: float):
+    """The executor the user chose (``--executor``, ``--workers``, ``--threads``, ``--address``), validated."""
+    from gradbench.executors import ExecutorOptions
+
+    if address is not None and workers is not None:
+        raise GradbenchError("--workers does not apply with --address: the cluster's workers are used")
+    if workers is None:
+        from gradbench.sweep import default_workers
+
+        workers = default_workers()
+    options = ExecutorOptions(engine, workers, threads, address, timeout)
+    options.validate()
+    return options
 
 
 PluginOpt = Annotated[
@@ -182,6 +248,7 @@ def run(
     chunk_size: Annotated[
         int | None, typer.Option("--chunk-size", help="Estimates per vectorized call (results do not depend on it).")
     ] = None,
+    force: ForceOpt = False,
     plugin: PluginOpt = None,
     surrogate: SurrogateOpt = None,
     fmt: Annotated[
@@ -214,6 +281,7 @@ def run(
             threads=set_threads(threads),
             out=out,
             on_progress=advance,
+            force=force,
         ),
     )
     if fmt == "json":
@@ -221,10 +289,12 @@ def run(
 
         print(row_json(row))
         return
+    from gradbench.judge import verdict
     from gradbench.report import metrics_table
 
     console = _console()
     console.print(metrics_table(row))
+    console.print(verdict(row), highlight=False, markup=False)
     console.print(f"[dim]row appended to[/dim] {out}")
 
 
@@ -257,16 +327,25 @@ def sweep(
         str, typer.Option("--samples", "-n", help="Estimates per cell, or auto (a fixed budget per cell).")
     ] = "auto",
     task_opt: Annotated[
-        list[str] | None, typer.Option("--task-opt", help="KEY=VALUE for every task that has it (repeatable).")
+        list[str] | None,
+        typer.Option("--task-opt", help="KEY=VALUE, KEY=V1,V2 or KEY=LOW:HIGH:COUNT[:log] for every task that has it."),
     ] = None,
     est_opt: Annotated[
-        list[str] | None, typer.Option("--est-opt", help="KEY=VALUE for every estimator that has it (repeatable).")
+        list[str] | None,
+        typer.Option("--est-opt", help="KEY=VALUE or a list/range (as --task-opt) for every estimator that has it."),
+    ] = None,
+    vary: Annotated[
+        list[str] | None,
+        typer.Option("--vary", help="KEY=LOW:HIGH:COUNT[:log]: sweep a numeric task option or hyper-parameter."),
     ] = None,
     out: Annotated[Path, typer.Option("--out", "-o", help="CSV file of the sweep.")] = DEFAULT_SWEEP_OUT,
     workers: Annotated[
         int | None, typer.Option("--workers", "-w", help="Parallel worker processes (default: CPU count).")
     ] = None,
     threads: Annotated[int, typer.Option("--threads", help="torch threads per worker.")] = 1,
+    executor: ExecutorOpt = "local",
+    address: AddressOpt = None,
+    connect_timeout: TimeoutOpt = CONNECT_TIMEOUT,
     resume: Annotated[bool, typer.Option("--resume", help="Run only the cells missing from --out.")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
@@ -276,24 +355,25 @@ def sweep(
             "--dtype", help="float32, float64, float16 or bfloat16 for the estimates (statistics stay float64)."
         ),
     ] = "float32",
+    force: ForceOpt = False,
     plugin: PluginOpt = None,
 ) -> int:
     """Run a grid of cells (tasks × estimators × temperatures × seeds) into one CSV; see README, "Sweep"."""
     from gradbench import sweep as sw
     from gradbench.progress import SweepProgress, outcome_line, plan_line, skipped_table
-    from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task
+    from gradbench.registry import all_tasks, default_sweep_estimators, get_estimator, get_task
 
+    check_count(threads, "--threads", "torch threads")
+    if workers is not None:
+        check_count(workers, "--workers", "worker processes")
     load_plugins(plugin)
     set_threads(threads)
-    if workers is None:
-        workers = sw.default_workers()
-    if workers < 1:
-        raise GradbenchError(f"--workers must be at least 1, got {workers}")
+    options = executor_options(executor, workers, threads, address, connect_timeout)
     if resume and overwrite:
         raise GradbenchError("--resume and --overwrite exclude each other")
     grid = sw.expand_grid(
         tasks=sw.parse_names(tasks, "task", all_tasks(), get_task),
-        estimators=sw.parse_names(estimators, "estimator", all_estimators(), get_estimator),
+        estimators=sw.parse_names(estimators, "estimator", default_sweep_estimators(), get_estimator),
         taus=sw.parse_taus(taus),
         seeds=sw.parse_seeds(seeds),
         samples=sw.parse_samples(samples),
@@ -301,18 +381,28 @@ def sweep(
         est_opts=parse_key_values(est_opt, "--est-opt"),
         device=device,
         dtype=dtype,
+        vary=parse_key_values(vary, "--vary"),
     )
     console, status = _console(), _console(stderr=True)
     if not grid.cells:
         reasons = "; ".join(dict.fromkeys(f"{s.estimator}: {s.reason}" for s in grid.skipped))
         raise GradbenchError(f"nothing to run: every cell is skipped ({reasons})")
-    todo, already = sw.prepare_output(out, grid, resume=resume, overwrite=overwrite)
-    workers = max(1, min(workers, len(todo)))
-    status.print(plan_line(grid, len(todo), already, workers, threads), highlight=False)
-    with SweepProgress(status, workers) as display:
-        outcome = sw.run_sweep(
-            grid, out, todo, workers=workers, threads=threads, plugins=plugin or (), listener=display
-        )
+    from gradbench.executors import open_executor
+    from gradbench.locking import output_lock
+    from gradbench.results import check_writable
+    from gradbench.runner import check_duration
+
+    check_duration([c.spec for c in grid.cells], force, f"the sweep's {len(grid.cells):,} cells")
+    check_writable(out)  # a path the lock file could not sit beside (FIFO, device, long name) is one clear line
+    with output_lock(out, "sweep"):  # a second sweep on the same file is refused, naming this process
+        todo, already = sw.prepare_output(out, grid, resume=resume, overwrite=overwrite)
+        options = replace(options, workers=max(1, min(options.workers, len(todo))))
+        if not todo:  # nothing to run: no cluster to start or reach
+            options = replace(options, engine="local", address=None)
+        with open_executor(options, plugin or ()) as executor:  # an unreachable cluster: one line, file untouched
+            status.print(plan_line(grid, len(todo), already, options), highlight=False)
+            with SweepProgress(status, options.workers) as display:
+                outcome = sw.run_sweep(grid, out, todo, listener=display, executor=executor, overwrite=overwrite)
     if outcome.interrupted:
         print(outcome_line(outcome, str(out)), file=sys.stderr)
         return 130
@@ -320,7 +410,7 @@ def sweep(
     if table is not None:
         console.print(table)
     for label, reason in outcome.failed:
-        console.print(f"[red]failed:[/red] {label}: {reason}", highlight=False)
+        console.print(f"[red]failed:[/red] {label}: {reason}", highlight=False, soft_wrap=True)
     console.print(outcome_line(outcome, str(out)), highlight=False)
     console.print(f"plot it:  gradbench plot {out}", highlight=False)
     return 1 if outcome.failed else 0
@@ -336,13 +426,21 @@ def plot(
     metrics: Annotated[
         str, typer.Option("--metrics", "-m", help="Panels: comma list of bias, bias_sq, variance, mse, cosine, snr.")
     ] = "bias,variance,mse",
+    per: PerOpt = "evals",
+    budget: BudgetOpt = None,
+    only: OnlyOpt = None,
+    exclude: ExcludeOpt = None,
+    family: FamilyOpt = None,
+    x: Annotated[str, typer.Option("--x", help="x axis: tau, an option a sweep varied (e.g. k), or auto.")] = "auto",
 ) -> None:
-    """Draw bias, variance and MSE against τ, one figure per task, and print who has the lowest MSE at each τ."""
+    """Draw bias, variance and MSE against τ (or a varied option), one figure per task; print the best per point."""
     from gradbench.aggregate import load_results
-    from gradbench.plots import check_out_dir, parse_formats, parse_metrics, plot_results
-    from gradbench.summary import best_by_tau, nonfinite_lines, summary_markdown, summary_table
+    from gradbench.plots import check_out_dir, parse_formats, parse_metrics, plot_results, select
+    from gradbench.summary import best_by_tau, nonfinite_lines, parse_budget, summary_markdown, summary_table
+    from gradbench.xaxis import choose_axis
 
     fmts, panels = parse_formats(formats), parse_metrics(metrics)
+    per, budget = parse_budget(per, budget)
     out = out if out is not None else csv_file.with_name(csv_file.stem + "-figures")
     if _is_train_csv(csv_file):  # training curves: their own module
         from gradbench.plots_train import plot_training
@@ -351,19 +449,46 @@ def plot(
         for path in plot_training(csv_file, out, fmts):
             _console().print(f"wrote {path}", highlight=False)
         return
-    df = load_results(csv_file)
+    df = select(load_results(csv_file), only, exclude, family)
+    axis = choose_axis(df, x)
     check_out_dir(out)
-    files, agg = plot_results(df, out, fmts, panels)
-    best = best_by_tau(agg)
+    files, agg = plot_results(df, out, fmts, panels, per=per, budget=budget, axis=axis)
+    best = best_by_tau(agg, per, budget)
     summary = out / "summary.md"
     from gradbench.results import write_atomic
 
     flagged = nonfinite_lines(df)
-    write_atomic(summary, summary_markdown(best, str(csv_file), flagged))
+    write_atomic(summary, summary_markdown(best, str(csv_file), per, budget, flagged))
     console = _console()
-    console.print(summary_table(best, str(csv_file), flagged))
+    console.print(summary_table(best, str(csv_file), per, budget, flagged))
     for path in [*files, summary]:
         console.print(f"wrote {path}", highlight=False)
+
+
+@app.command()
+def report(
+    csv_file: Annotated[Path, typer.Argument(metavar="CSV", help="A gradbench results CSV (e.g. from sweep).")],
+    out: Annotated[Path, typer.Option("--out", "-o", help="The HTML file to write (one self-contained page).")] = Path(
+        "report.html"
+    ),
+    per: PerOpt = "evals",
+    budget: BudgetOpt = None,
+    only: OnlyOpt = None,
+    exclude: ExcludeOpt = None,
+    family: FamilyOpt = None,
+) -> None:
+    """Write one self-contained HTML page: summary tables at equal cost and per estimate, figures, environment and
+    the command lines."""
+    from gradbench.aggregate import load_results
+    from gradbench.html_report import build_report, check_out_file, write_report
+    from gradbench.plots import select
+    from gradbench.summary import parse_budget
+
+    per, budget = parse_budget(per, budget)
+    check_out_file(out)
+    df = select(load_results(csv_file), only, exclude, family)
+    write_report(out, build_report(df, str(csv_file), per, budget, argv=sys.argv[1:]))
+    _console().print(f"wrote {out}", highlight=False)
 
 
 DEFAULT_TRAIN_OUT = Path("results") / "train.csv"
@@ -416,8 +541,8 @@ def train(
     set_threads(threads)
     if workers is None:
         workers = sw.default_workers()
-    if workers < 1:
-        raise GradbenchError(f"--workers must be at least 1, got {workers}")
+    check_count(workers, "--workers", "worker processes")
+    check_count(threads, "--threads", "torch threads")
     if resume and overwrite:
         raise GradbenchError("--resume and --overwrite exclude each other")
     settings = tr.TrainSettings(
@@ -510,6 +635,9 @@ def check(
         bool, typer.Option("--strict", help="Cells too weak to detect the thresholds, or not comparable: exit 2.")
     ] = False,
     fmt: Annotated[str, typer.Option("--format", help="Report format: table, markdown or json.")] = "table",
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Table format: also list unchanged cells and every warning.")
+    ] = False,
     estimator: Annotated[
         list[str] | None, typer.Option("--estimator", "-e", help="--update: only these estimators (repeatable).")
     ] = None,
@@ -534,6 +662,18 @@ def check(
     threads: Annotated[
         int | None, typer.Option("--threads", help="torch threads (default: the baseline's; 1 for --update).")
     ] = None,
+    allow_missing: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--allow-missing", help="Estimator or task whose cells may be not comparable (repeatable); else they fail."
+        ),
+    ] = None,
+    executor: ExecutorOpt = "local",
+    workers: Annotated[
+        int | None, typer.Option("--workers", "-w", help="Re-run cells in N worker processes (default 1).")
+    ] = None,
+    address: AddressOpt = None,
+    connect_timeout: TimeoutOpt = CONNECT_TIMEOUT,
     plugin: PluginOpt = None,
 ) -> None:
     """Re-run a baseline's cells and fail (exit 1) when an estimator got biased, noisier or (optionally) slower."""
@@ -550,9 +690,12 @@ def check(
                 ("--seed-base", seed_base is not None),
                 ("--fail-on-speed", fail_on_speed is not None),
                 ("--strict", strict),
+                ("--allow-missing", allow_missing),
             )
             if v
         ]
+        given += [f for f, v in (("--executor", executor != "local"), ("--workers", workers is not None)) if v]
+        given += ["--address"] if address is not None else []
         if given:
             raise GradbenchError(f"{given[0]} does not apply to --update")
         set_threads(threads or 1)
@@ -587,6 +730,8 @@ def check(
     from gradbench.baseline import read_baseline
     from gradbench.check import run_check
 
+    workers = 1 if workers is None and address is None else workers  # check: one process unless told
+    chosen = executor_options(executor, workers, threads or 1, address, connect_timeout)
     options = CheckOptions(
         alpha=alpha,
         variance_ratio=variance_ratio,
@@ -599,6 +744,12 @@ def check(
         device=device,
         dtype=dtype,
         threads=threads,
+        allow_missing=tuple(allow_missing or ()),
+        executor=chosen.engine,
+        workers=chosen.workers,
+        address=chosen.address,
+        connect_timeout=chosen.connect_timeout,
+        plugins=tuple(str(p) for p in plugin or ()),
     )
     options.validate()
     base = read_baseline(baseline)
@@ -610,7 +761,7 @@ def check(
     elif fmt == "markdown":
         print(check_report.render_markdown(result))
     else:
-        check_report.render_rich(result, _console())
+        check_report.render_rich(result, _console(), verbose=verbose)
     if result.exit_code:
         raise typer.Exit(result.exit_code)
 
@@ -632,9 +783,10 @@ def _with_progress(label: str, work):
 def _update_baseline(path: Path, settings) -> None:
     from gradbench.baseline import read_baseline, write_baseline
     from gradbench.check import build_baseline
+    from gradbench.results import check_writable
 
-    if path.is_dir():
-        raise GradbenchError(f"baseline {path} is a directory, not a file")
+    settings.validate()  # every argument before the file is looked at or any work is done
+    check_writable(path, flag="--baseline", results=False)
     if path.exists() and path.stat().st_size:
         from gradbench.baseline import MAGIC
 
@@ -715,12 +867,24 @@ def audit(
 
 
 @app.command("list")
-def list_(plugin: PluginOpt = None) -> None:
+def list_(
+    plugin: PluginOpt = None,
+    format_: Annotated[
+        str, typer.Option("--format", help="table (terminal) or markdown (the estimator table of docs/estimators.md).")
+    ] = "table",
+) -> None:
     """List estimators and tasks with their flags, hyper-parameters and options."""
     from gradbench.registry import all_estimators, all_tasks
     from gradbench.report import estimators_table, tasks_table
 
     load_plugins(plugin)
+    if format_ not in ("table", "markdown"):
+        raise GradbenchError(f"--format must be table or markdown, got {format_!r}")
+    if format_ == "markdown":
+        from gradbench.estimator_table import estimators_markdown
+
+        sys.stdout.write(estimators_markdown(all_estimators()))
+        return
     console = _console()
     console.print(estimators_table(all_estimators()))
     console.print(tasks_table(all_tasks()))
@@ -796,7 +960,10 @@ def bench(
 
 
 def main() -> None:
-    """Console-script entry point."""
+    """Console-script entry point (also ``python -m gradbench``): drop the implicit import-path entry, run the app."""
+    from gradbench.isolation import strip_implicit_entry
+
+    strip_implicit_entry()
     app()
 
 

@@ -168,6 +168,8 @@ def validate_task(task: Task) -> None:
         if not isinstance(value, int) or isinstance(value, bool) or value < 1:
             raise PluginError(f"{owner(task)}: __init__() must set self.{attr} to a positive int, got {value!r}")
     D, K = task.D, task.K
+    if getattr(task, "family", "categorical") != "categorical":
+        return _validate_real_task(task)
     if K < 2:
         raise PluginError(f"{owner(task)}: K must be at least 2 (categories per variable), got {K}")
     theta = call(task, "initial_logits")
@@ -190,6 +192,25 @@ def validate_task(task: Task) -> None:
     h = call(task, "separable_values")
     if h is not None:
         _expect_tensor(task, "separable_values()", h, (D, K), "h[d, k] = h_d(e_k), D x K")
+
+
+def _validate_real_task(task: Task) -> None:
+    """A task with real latents (Gaussian family): θ D x P (P = K ≥ 1); f maps x of shape ... x D to shape ...,
+    checked on fixed real points with one and two batch dimensions; ``f_grad`` None or shaped like x."""
+    import torch
+
+    D, K = task.D, task.K
+    theta = call(task, "initial_logits")
+    _expect_tensor(task, "initial_logits()", theta, (D, K), "the parameters θ, D x P")
+    x = torch.randn(PROBE_ROWS, D, generator=torch.Generator().manual_seed(2468), dtype=torch.float64)
+    for batch in (x, x[None].expand(2, *x.shape)):
+        value = call(task, "f", batch.clone())
+        _expect_tensor(
+            task, "f()", value, tuple(batch.shape[:-1]), f"one value per point x of shape {tuple(batch.shape)}"
+        )
+    grad = call(task, "f_grad", x.clone())
+    if grad is not None:
+        _expect_tensor(task, "f_grad()", grad, tuple(x.shape), "∂f/∂x shaped like x")
 
 
 def check_estimates(estimator: Estimator, value: Any, n: int, theta: torch.Tensor) -> torch.Tensor:

@@ -2,16 +2,23 @@
 
 Shared estimator signature (written once, as in DeepMind's mc_gradients)::
 
-    estimator.estimate(problem, rng) -> Tensor  # n x D x K
+    estimator.estimate(problem, rng) -> Tensor  # n x D x P
 
-- ``problem.theta`` is the logits tensor (D x K) on the cell's device and dtype, ``problem.task`` the task;
+- ``problem.theta`` is the parameter tensor (D x P) on the cell's device and dtype, ``problem.task`` the task;
 - ``rng`` is a :class:`gradbench.rng.BlockRng` for a chunk of ``rng.n`` estimates; every random number must come
   from it (that is what makes a cell reproducible whatever the chunk size);
 - the result holds one gradient estimate w.r.t. all of θ per row, in the problem's dtype, vectorized over the n
   estimates (no Python loop over draws).
 
-Conventions (DESIGN.md §3): p = softmax(θ) per variable; z is one-hot over the last axis; a binary variable is
-K = 2 with b = z[..., 1].
+Distribution families (``Task.family``; an estimator lists the ones it supports in ``Estimator.families``):
+
+- ``categorical`` (the default): D variables with K categories; θ are logits, P = K, p = softmax(θ) per variable;
+  z is one-hot over the last axis (n x D x K); a binary variable is K = 2 with b = z[..., 1] (DESIGN.md §3).
+- ``gaussian``: D independent x_d ~ N(μ_d, σ_d²); θ holds P ∈ {1, 2} parameters per variable chosen by the task's
+  ``wrt`` option (default (μ, σ); or (μ, log σ), μ, σ, log σ alone); x is real, shape n x D. See
+  :mod:`gradbench.families`.
+
+The ``D`` and ``K`` of a task (and of the CSV) are the two axes of θ: for a Gaussian task K is P.
 
 This module imports no torch at import time, so ``gradbench --help`` stays fast.
 """
@@ -129,31 +136,48 @@ def parse_params(text: str) -> dict[str, str]:
 
 
 class Task:
-    """A toy objective f over D categorical variables with K categories, with a known exact gradient.
+    """A toy objective f over D random variables of one family, with a known exact gradient.
 
     Subclasses set the class attributes, build ``self.D``/``self.K`` from ``self.config`` in ``__init__`` (after
-    calling ``super().__init__``), and implement :meth:`initial_logits` and :meth:`f`. A separable objective
-    (f(z) = Σ_d h_d(z_d) on one-hot z) also implements :meth:`separable_values` so the exact gradient has a closed
-    form; otherwise it is computed by enumerating the K^D configurations.
+    calling ``super().__init__``), and implement :meth:`initial_logits` and :meth:`f`. The exact gradient comes
+    from :meth:`exact_expectation` when it returns one; else, for a categorical task, a separable objective
+    (f(z) = Σ_d h_d(z_d) on one-hot z) implements :meth:`separable_values` for a closed form, and any other is
+    computed by enumerating the K^D configurations.
     """
 
     name: ClassVar[str]
     summary: ClassVar[str]
     params: ClassVar[tuple[Param, ...]] = ()
+    family: ClassVar[str] = "categorical"  # the distribution family of the latents: categorical or gaussian
     relaxable: ClassVar[bool] = True  # f accepts points of the simplex, not only one-hot z
     D: int
-    K: int
+    K: int  # the second axis of θ: categories (categorical), parameters per variable P (gaussian)
 
     def __init__(self, **options: Any) -> None:
         self.config = resolve_params(f"task {self.name!r}", self.params, options)
 
+    @classmethod
+    def dims(cls, config: dict[str, Any]) -> tuple[int, int] | None:
+        """(D, K) a task built from the resolved options ``config`` will have, computed without building it, so
+        that a size too large for memory is refused before any tensor exists. None (the default): unknown until
+        the task is built."""
+        return None
+
     def initial_logits(self) -> torch.Tensor:
-        """θ at which gradients are measured, float64, D x K."""
+        """θ at which gradients are measured, float64, D x K (logits; Gaussian: the ``wrt`` parameters)."""
         raise NotImplementedError
 
     def f(self, z: torch.Tensor) -> torch.Tensor:
-        """Objective for z of shape ... x D x K (one-hot, or on the simplex when relaxable) -> shape ..."""
+        """Objective for z of shape ... x D x K (one-hot, or on the simplex when relaxable) -> shape ...
+        (Gaussian family: x of shape ... x D, real)."""
         raise NotImplementedError
+
+    @property
+    def distribution(self):
+        """The family object (sample, score, …) of this task's latents: see :mod:`gradbench.families`."""
+        from gradbench.families import CATEGORICAL
+
+        return CATEGORICAL
 
     def f_grad(self, z: torch.Tensor) -> torch.Tensor | None:
         """Optional closed form of ∂f(z)/∂z for each row of z (... x D x K, one-hot or on the simplex): a new
@@ -193,6 +217,11 @@ class Problem:
     def probs(self) -> torch.Tensor:
         return self.theta.softmax(-1)
 
+    @property
+    def family(self):
+        """The task's distribution-family object (:mod:`gradbench.families`)."""
+        return self.task.distribution
+
 
 class Estimator:
     """A gradient estimator for ∇_θ E_{z~p_θ}[f(z)]. One subclass per module in ``estimators/``.
@@ -200,12 +229,14 @@ class Estimator:
     Flags (class attributes, like ``has_rsample`` in torch.distributions):
     ``unbiased`` — E[estimate] = exact gradient (tested against enumeration for every task);
     ``needs_relaxation`` — evaluates f off the vertices of the simplex; ``binary_only`` — K = 2 tasks only;
+    ``families`` — the distribution families (``Task.family``) it can estimate gradients for;
     ``stateful`` — carries state from one :meth:`estimate` call to the next (e.g. a running-mean baseline). The
     runner then draws a stateful estimator's estimates as G independent *streams* (one per replicate group, each
     from its own copy of the set-up estimator and its own seed), so that state never crosses replicate groups and
     the batch-means standard errors stay honest (see :mod:`gradbench.stats`). State prepared once in :meth:`setup`
     and frozen afterwards (RELAX's trained control variate) is not what this flag is about.
-    ``params`` declares the hyper-parameters; a temperature is always called ``tau``.
+    ``params`` declares the hyper-parameters; a temperature is always called ``tau``. (``family`` is the
+    estimator's own kind — score-function, relaxation, … — shown by ``gradbench list``.)
     """
 
     name: ClassVar[str]
@@ -215,9 +246,14 @@ class Estimator:
     unbiased: ClassVar[bool]
     needs_relaxation: ClassVar[bool] = False
     binary_only: ClassVar[bool] = False
+    families: ClassVar[tuple[str, ...]] = ("categorical",)
     stateful: ClassVar[bool] = False
     uses_exact_gradient: ClassVar[bool] = False  # reads problem.exact_grad (the reference estimator ``exact``)
     params: ClassVar[tuple[Param, ...]] = ()
+    cost_formula: ClassVar[str | None] = None
+    """f evaluations per estimate as a formula, for the estimator table, when not a constant (e.g. "m", "D·K")."""
+    default_sweep: ClassVar[bool] = True
+    """False: left out of ``gradbench sweep --estimators all`` (too slow for the default grid); still runs by name."""
 
     def __init__(self, **hparams: Any) -> None:
         self.config = resolve_params(f"estimator {self.name!r}", self.params, hparams)
@@ -232,14 +268,36 @@ class Estimator:
         return 1
 
     @property
+    def evals_per_estimate(self) -> int:
+        """Evaluations of f that one estimate costs, the unit of the equal-cost comparisons (``mse_at_equal_evals``).
+
+        Counting rule: every evaluation of f at one point counts once, whether the point is a hard sample or a
+        relaxed one, and whether or not the estimator also back-propagates through it (∂f/∂z at that point is part
+        of the same evaluation, as in a model's forward-backward pass). Work that is not an evaluation of f (extra
+        Gumbel draws, softmaxes, a beam search) is not counted here; it shows in ``seconds_per_estimate``. One-off
+        set-up (RELAX's training of its control variate) is not per-estimate work and is not counted either.
+        Defaults to ``draws_per_estimate``; an estimator whose f evaluations differ from its draws overrides it."""
+        return self.draws_per_estimate
+
+    @property
     def relative_cost(self) -> float:
         """Work of one estimate in units of one single-draw relaxed estimate (Gumbel-Softmax): a hint for sizing
         cells (``gradbench sweep --samples auto``). Defaults to ``draws_per_estimate``; estimators whose cost is not
         in f evaluations (e.g. k conditional draws per estimate) override it."""
         return float(self.draws_per_estimate)
 
+    def evals_on(self, task: Task) -> int:
+        """Evaluations of f one estimate costs on ``task`` (the CSV's ``draws_per_estimate``): ``draws_per_estimate``
+        unless the cost depends on the task's size (IndeCateR: D·K evaluations)."""
+        return self.draws_per_estimate
+
     def incompatibility(self, task: Task) -> str | None:
         """Why this estimator cannot run on ``task``, or None when it can."""
+        if task.family not in self.families:
+            return (
+                f"estimator {self.name!r} supports {' and '.join(self.families)} latents only, "
+                f"and task {task.name!r} has {task.family} latents"
+            )
         if self.needs_relaxation and not task.relaxable:
             return f"estimator {self.name!r} needs f on the simplex, and task {task.name!r} has no relaxation"
         if self.binary_only and task.K != 2:
@@ -256,7 +314,7 @@ class Estimator:
         """
 
     def estimate(self, problem: Problem, rng: BlockRng) -> torch.Tensor:
-        """Return rng.n gradient estimates, n x D x K, in the problem's dtype."""
+        """Return rng.n gradient estimates, n x D x K (K = P for a Gaussian task), in the problem's dtype."""
         raise NotImplementedError
 
 

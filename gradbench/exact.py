@@ -1,6 +1,7 @@
 """Ground truth: E_{z~p_θ}[f(z)] and its gradient w.r.t. θ, exactly, in float64.
 
-A task's own :meth:`~gradbench.core.Task.exact_expectation` comes first (closed forms, per-block enumeration).
+A task's own :meth:`~gradbench.core.Task.exact_expectation` comes first (closed forms, per-block enumeration,
+Gaussian tasks' closed forms or Gauss–Hermite quadrature); then, for categorical tasks:
 Separable tasks (f(z) = Σ_d Σ_k h[d, k] z[d, k] on one-hot z) use the closed form
     E = Σ_d Σ_k p_dk h_dk,     ∂E/∂θ_dj = p_dj (h_dj − Σ_k p_dk h_dk)            (DESIGN.md §5)
 Others are enumerated: all K^D configurations, in chunks, with autograd through log p_θ(z).

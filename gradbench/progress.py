@@ -17,6 +17,7 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from gradbench.executors import ExecutorOptions
 from gradbench.sweep import Grid, GridCell, Listener, Skip, SweepOutcome
 
 
@@ -102,15 +103,25 @@ def skipped_table(skipped: list[Skip]) -> Table | None:
     return table
 
 
-def plan_line(grid: Grid, todo: int, already: int, workers: int, threads: int) -> str:
-    """'234 cells (3 tasks × 4 estimators × 11 τ × 3 seeds; estimators without τ once per seed) …'"""
+def _plural(n: int, word: str) -> str:
+    return f"{n} {word}{'' if n == 1 else 's'}"
+
+
+def plan_line(grid: Grid, todo: int, already: int, options: ExecutorOptions) -> str:
+    """'sweep: 234 cells (3 tasks, 4 estimators, 11 temperatures, 3 seeds) on 2 workers × 1 torch thread'"""
     tasks = len({c.spec.task for c in grid.cells})
     estimators = len({c.spec.estimator for c in grid.cells})
     extra = f"; {already} already in the file, {todo} to run" if already else ""
+    threads = _plural(options.threads, "torch thread")
+    if options.address is not None:
+        where = f"the Dask scheduler {options.address}, {threads} per worker"
+    elif options.engine == "dask":
+        where = f"a Dask LocalCluster of {_plural(options.workers, 'worker')} × {threads}"
+    else:
+        where = f"{_plural(options.workers, 'worker')} × {threads}"
     return (
         f"sweep: {len(grid.cells)} cells ({tasks} tasks, {estimators} estimators, {len(grid.taus)} temperatures, "
-        f"{len(grid.seeds)} seeds{extra}) on {workers} worker{'s' if workers != 1 else ''} × {threads} "
-        f"torch thread{'s' if threads != 1 else ''}"
+        f"{len(grid.seeds)} seeds{extra}) on {where}"
     )
 
 

@@ -2,7 +2,8 @@
 
 - built-ins: every module of the ``gradbench.estimators`` and ``gradbench.tasks`` packages is imported;
 - installed packages: entry points in the groups ``gradbench.estimators`` and ``gradbench.tasks`` (the entry point
-  is imported, and its module registers with the decorators);
+  is imported, and its module registers with the decorators: this runs those packages' code in every gradbench
+  process; ``GRADBENCH_NO_ENTRY_POINTS=1`` in the environment turns entry points off);
 - files: ``load_plugin("my_plugin.py")`` (the CLI's ``--plugin``).
 
 Registering a different object under a taken name is an error.
@@ -14,6 +15,7 @@ import contextlib
 import difflib
 import importlib
 import importlib.util
+import os
 import pkgutil
 import re
 import sys
@@ -23,6 +25,8 @@ from typing import TypeVar
 from gradbench.core import Estimator, Task
 from gradbench.errors import GradbenchError
 
+NO_ENTRY_POINTS = "GRADBENCH_NO_ENTRY_POINTS"
+"""Environment variable: set to 1 and installed packages' entry points are not loaded (child processes inherit it)."""
 ESTIMATORS: dict[str, type[Estimator]] = {}
 TASKS: dict[str, type[Task]] = {}
 _loaded_plugins: dict[Path, object] = {}
@@ -67,6 +71,8 @@ def load_builtins() -> None:
         package = importlib.import_module(package_name)
         for info in sorted(pkgutil.iter_modules(package.__path__), key=lambda m: m.name):
             importlib.import_module(f"{package_name}.{info.name}")
+    if os.environ.get(NO_ENTRY_POINTS, "").strip() not in ("", "0"):
+        return  # the user turned installed packages' plug-ins off
     from importlib.metadata import entry_points
 
     for group in ("gradbench.tasks", "gradbench.estimators"):
@@ -176,3 +182,9 @@ def all_estimators() -> dict[str, type[Estimator]]:
 def all_tasks() -> dict[str, type[Task]]:
     load_builtins()
     return dict(sorted(TASKS.items()))
+
+
+def default_sweep_estimators() -> dict[str, type[Estimator]]:
+    """The estimators of ``gradbench sweep --estimators all``: every registered one not marked opt-in
+    (``Estimator.default_sweep = False``)."""
+    return {name: cls for name, cls in all_estimators().items() if cls.default_sweep}

@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from gradbench.core import REQUIRED, Estimator, Param, Task
+from gradbench.cost import EVAL_BUDGET
 from gradbench.nonfinite import describe, is_flagged
 
 
@@ -52,6 +53,12 @@ def metrics_table(row: dict[str, Any]) -> Table:
         ("grad_norm", fmt(row["grad_norm"]), "‖exact gradient‖₂"),
         ("exact_value", fmt(row["exact_value"]), "E f under p_θ"),
         ("estimates/s", f"{row['estimates_per_sec']:,.0f}", f"{fmt(row['seconds'], 3)} s drawing and estimating"),
+        ("evals/estimate", fmt(row["evals_per_estimate"]), "f evaluations one estimate costs"),
+        (
+            f"mse @ {EVAL_BUDGET} evals",
+            fmt(row["mse_at_equal_evals"]),
+            f"MSE of the mean of {EVAL_BUDGET}/evals estimates: bias² + variance·evals/{EVAL_BUDGET}",
+        ),
     ]
     fraction = float(row.get("nonfinite_fraction", 0.0))
     if fraction > 0:
@@ -82,6 +89,8 @@ def estimators_table(estimators: dict[str, type[Estimator]]) -> Table:
             flags.append("needs relaxation")
         if cls.binary_only:
             flags.append("binary only")
+        if tuple(cls.families) != ("categorical",):
+            flags.append(" + ".join(cls.families) + " latents")
         params = "\n".join(describe_param(p) for p in cls.params) or "—"
         table.add_row(f"[bold]{name}[/bold]\n[dim]{escape(cls.summary)}[/dim]", "\n".join(flags), params)
     return table
@@ -96,6 +105,7 @@ def tasks_table(tasks: dict[str, type[Task]]) -> Table:
     for name, cls in tasks.items():
         task = cls()
         options = "\n".join(describe_param(p) for p in cls.params) or "—"
-        relax = "" if cls.relaxable else " (no relaxation)"
+        relax = "" if cls.relaxable or cls.family != "categorical" else " (no relaxation)"
+        relax += "" if cls.family == "categorical" else f" ({cls.family} latents; K = parameters per variable)"
         table.add_row(f"[bold]{name}[/bold]\n[dim]{escape(cls.summary + relax)}[/dim]", f"{task.D} × {task.K}", options)
     return table

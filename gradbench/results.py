@@ -9,10 +9,13 @@ Before anything is appended the existing header is checked, so rows never land u
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import errno
 import io
 import math
 import os
+import stat
 import tempfile
 from collections.abc import Iterable
 from pathlib import Path
@@ -44,7 +47,6 @@ METRIC_COLUMNS = (
     "grad_norm",
     "variance_se",
     "mse_se",
-    "nonfinite_fraction",
 )
 RUN_COLUMNS = (
     "seconds",
@@ -56,19 +58,35 @@ RUN_COLUMNS = (
     "torch_version",
     "timestamp",
 )
-COLUMNS = CONTEXT_COLUMNS + METRIC_COLUMNS + RUN_COLUMNS
+COST_COLUMNS = (
+    "evals_per_estimate",
+    "seconds_per_estimate",
+    "mse_at_equal_evals",
+    "mse_at_equal_time",
+)
+"""Cost and equal-cost columns (:mod:`gradbench.cost`), appended after the first format's columns."""
+LEGACY_COLUMNS = CONTEXT_COLUMNS + METRIC_COLUMNS + RUN_COLUMNS
+"""The columns of results files written before the cost columns existed; ``plot`` and ``report`` read them and fill
+in the cost columns (evaluations per estimate = ``draws_per_estimate``, which was then equal for every built-in)."""
+PRECISION_COLUMNS = ("nonfinite_fraction",)
+"""Added with low-precision dtypes (issue 15): the fraction of estimates that were not finite (metrics are over the
+finite ones). Before it existed a non-finite estimate aborted its cell, so files without it imply 0."""
+COLUMNS = LEGACY_COLUMNS + COST_COLUMNS + PRECISION_COLUMNS
 """Column order of every gradbench CSV. Never reorder or rename without a migration."""
-ADDED_COLUMNS = {"nonfinite_fraction": "0.0"}
-"""Columns added after files were first written, with the value a file without them implies (before
-``nonfinite_fraction`` existed a non-finite estimate aborted its cell, so every row written had none). Readers of
-results (:func:`gradbench.aggregate.load_results`) fill them in; appending to such a file is refused (its header
-differs)."""
+OLDER_FORMATS = (LEGACY_COLUMNS, LEGACY_COLUMNS + COST_COLUMNS)
+"""Headers of files written by earlier gradbench versions: ``plot``, ``report`` and ``check`` read them
+(:func:`gradbench.aggregate.load_results` fills in the missing columns); appending to them is refused."""
+TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp", "seconds_per_estimate", "mse_at_equal_time")
+"""Columns that depend on the wall clock: everything else in a row is reproducible bit for bit."""
 IDENTITY_COLUMNS = (
     "task", "task_params", "estimator", "estimator_params", "tau", "seed", "n_samples", "dtype", "device",
 )  # fmt: skip
 """What identifies a cell: two rows with equal identity measured the same thing (resume, check, aggregation)."""
-INT_COLUMNS = ("seed", "n_samples", "draws_per_estimate", "D", "K", "threads")
-FLOAT_COLUMNS = ("tau", "exact_value", *METRIC_COLUMNS, "seconds", "estimates_per_sec")
+INT_COLUMNS = ("seed", "n_samples", "draws_per_estimate", "D", "K", "threads", "evals_per_estimate")
+FLOAT_COLUMNS = (
+    "tau", "exact_value", *METRIC_COLUMNS, "seconds", "estimates_per_sec",
+    "seconds_per_estimate", "mse_at_equal_evals", "mse_at_equal_time", *PRECISION_COLUMNS,
+)  # fmt: skip
 """Numeric columns (``tau`` is empty for estimators without a temperature)."""
 
 
@@ -95,76 +113,134 @@ def format_rows(rows: Iterable[dict[str, Any]], header: bool, columns: tuple[str
     return buffer.getvalue()
 
 
-def migrate_header(header: list[str]) -> list[int] | None:
-    """For a header that is :data:`COLUMNS` without some of :data:`ADDED_COLUMNS` (in order), the positions in
-    COLUMNS of its fields; None for any other header."""
-    present = [c for c in COLUMNS if c in header or c not in ADDED_COLUMNS]
-    if list(header) != present or len(present) == len(COLUMNS):
-        return None
-    return [COLUMNS.index(c) for c in header]
+def file_kind(mode: int) -> str:
+    """'a folder', 'a FIFO', 'a character device' … for a stat mode that is not a regular file."""
+    for test, name in (
+        (stat.S_ISDIR, "a directory"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISSOCK, "a socket"),
+    ):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
-def migrate_row(fields: list[str], positions: list[int]) -> list[str]:
-    """The fields of a row under a header accepted by :func:`migrate_header`, completed to :data:`COLUMNS`."""
-    out = [ADDED_COLUMNS.get(c, "") for c in COLUMNS]
-    for value, position in zip(fields, positions, strict=True):
-        out[position] = value
-    return out
+def check_regular(path: Path, what: str) -> bool:
+    """True when ``path`` (symlinks followed) is a regular file, False when nothing is there; anything else (a
+    FIFO, a device, a folder, a dangling link's loop …) is refused with one line, before it is opened — opening a
+    FIFO blocks, and writing to a device is never what a results path means."""
+    try:
+        mode = os.stat(path).st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        raise GradbenchError(f"{what} {path}: {_os_error(exc)}") from None
+    if not stat.S_ISREG(mode):
+        raise GradbenchError(f"{what} {path} is {file_kind(mode)}, not a regular file; give a file path")
+    return True
+
+
+def _os_error(exc: OSError) -> str:
+    code = errno.errorcode.get(exc.errno or 0, "")
+    text = exc.strerror or str(exc)
+    return f"{text} ({code})" if code else text
 
 
 def read_header(path: Path) -> list[str] | None:
     """The header of an existing CSV (None for a missing or empty file)."""
+    if not check_regular(path, "results file"):
+        return None
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             first = fh.readline()
     except UnicodeDecodeError:
         raise GradbenchError(f"{path} is not a text CSV file") from None
     except OSError as exc:
-        raise GradbenchError(f"cannot read {path}: {exc.strerror}") from None
+        raise GradbenchError(f"cannot read {path}: {_os_error(exc)}") from None
+    if "\0" in first:
+        raise GradbenchError(f"{path} is not a text CSV file (it holds NUL bytes)")
     if not first.strip():
         return None
     return next(csv.reader([first]))
 
 
-def check_writable(path: Path, columns: tuple[str, ...] = COLUMNS) -> None:
-    """Fail early (before any work) when rows could not be added to ``path``."""
-    if path.is_dir():
-        raise GradbenchError(f"--out {path} is a directory, not a CSV file")
+NAME_MAX = 255
+TEMP_PREFIX = 32
+"""Characters of the file's name kept in the name of its temporary file (which stays within NAME_MAX)."""
+
+
+def target(path: Path) -> Path:
+    """Where writes to ``path`` land: a symlink is followed to its target (the link itself is kept)."""
+    return Path(os.path.realpath(path)) if os.path.islink(path) else path
+
+
+def check_path_length(path: Path, flag: str) -> None:
+    for part in path.parts:
+        size = len(os.fsencode(part))
+        if size > NAME_MAX:
+            raise GradbenchError(
+                f"{flag} {str(path)[:40]}…: a file or folder name of {size} bytes; file systems allow at most "
+                f"{NAME_MAX}; give a shorter name"
+            )
+    if len(os.fsencode(str(path))) >= os.pathconf("/", "PC_PATH_MAX"):
+        raise GradbenchError(f"{flag} {str(path)[:40]}…: the path is longer than the system allows")
+
+
+def check_writable(path: Path, columns: tuple[str, ...] = COLUMNS, flag: str = "--out", results: bool = True) -> None:
+    """Fail early (before any work) when rows could not be added to ``path``: a folder, FIFO or device, a name too
+    long, a folder that cannot be created or written (e.g. under /proc, a read-only file system), another header.
+    A symlink is followed to its target. Nothing is left behind by the checks."""
+    check_path_length(path, flag)
+    path = target(path)
+    exists = check_regular(path, flag)
     folder = path.parent if str(path.parent) else Path(".")
     if not folder.exists():
         try:
             folder.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
-            raise GradbenchError(f"--out {path}: cannot create folder {folder}: {exc.strerror}") from None
+            raise GradbenchError(f"{flag} {path}: cannot create folder {folder}: {_os_error(exc)}") from None
     if not folder.is_dir():
-        raise GradbenchError(f"--out {path}: {folder} is not a folder")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise GradbenchError(f"--out {path}: not writable")
-    if path.exists():
+        raise GradbenchError(f"{flag} {path}: {folder} is not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK) or (exists and not os.access(path, os.W_OK)):
+        raise GradbenchError(f"{flag} {path}: not writable")
+    try:  # what write_atomic will do: a temporary file in the same folder (root passes os.access everywhere)
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name[:TEMP_PREFIX]}.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(tmp)
+    except OSError as exc:
+        raise GradbenchError(f"{flag} {path}: cannot write in {folder}: {_os_error(exc)}") from None
+    if exists and results:
         header = read_header(path)
         if header is not None and tuple(header) != columns:
             raise GradbenchError(
-                f"--out {path} exists with a different header (not a gradbench {len(columns)}-column results file); "
+                f"{flag} {path} exists with a different header (not a gradbench {len(columns)}-column results file); "
                 "choose another --out"
             )
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:
     """Replace ``path`` with ``data`` (text as UTF-8, or bytes) all at once: temporary file in the same folder,
-    fsync, rename."""
+    fsync, rename. A symlink is followed (its target is replaced). Any OS error (a full disk, EIO) is one
+    :class:`GradbenchError` and leaves ``path`` as it was."""
+    path = target(path)
     folder = path.parent if str(path.parent) else Path(".")
-    fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = None
     try:
+        fd, tmp = tempfile.mkstemp(dir=folder, prefix=f".{path.name[:TEMP_PREFIX]}.", suffix=".tmp")
         os.fchmod(fd, 0o666 & ~_umask())  # mkstemp makes 0600 files; a results file gets the usual permissions
         with os.fdopen(fd, "wb") as fh:
             fh.write(data.encode("utf-8") if isinstance(data, str) else data)
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
+        tmp = None
+    except OSError as exc:
+        raise GradbenchError(f"cannot write {path}: {_os_error(exc)}; the file is unchanged") from None
+    finally:
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
-        raise
 
 
 def _umask() -> int:
@@ -180,14 +256,21 @@ def append_rows(path: Path, rows: list[dict[str, Any]], columns: tuple[str, ...]
         write_atomic(path, format_rows(rows, header=True, columns=columns))
         return
     data = format_rows(rows, header=False, columns=columns).encode("utf-8")
+    path = target(path)
     fd = os.open(path, os.O_WRONLY | os.O_APPEND)
     try:
-        if os.fstat(fd).st_size and not _ends_with_newline(path):
+        size = os.fstat(fd).st_size
+        if size and not _ends_with_newline(path):
             raise GradbenchError(f"{path} ends with a partial line; repair or move it before appending")
-        written = os.write(fd, data)
-        if written != len(data):  # pragma: no cover - only on a full disk
-            raise GradbenchError(f"{path}: short write ({written} of {len(data)} bytes)")
-        os.fsync(fd)
+        try:
+            written = os.write(fd, data)
+            if written != len(data):  # a full disk can accept part of the line
+                raise OSError(errno.ENOSPC, f"short write ({written} of {len(data)} bytes)")
+            os.fsync(fd)
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, size)  # nothing half-written: the file ends with its last whole line
+            raise GradbenchError(f"cannot append to {path}: {_os_error(exc)}; the file keeps its whole rows") from None
     finally:
         os.close(fd)
 

@@ -80,6 +80,15 @@ class BlockRng:
             start += size
         return out
 
+    def normal(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+        """ε ~ N(0, 1), shape n x *shape: ``Tensor.normal_`` block by block, each block from its own generator."""
+        out = torch.empty((self.n, *shape), dtype=dtype, device=self.device)
+        start = 0
+        for gen, size in zip(self._generators, self.sizes, strict=True):
+            out[start : start + size].normal_(generator=gen)
+            start += size
+        return out
+
     def _fill_float32(self, out: torch.Tensor) -> None:
         """out (n x m, float32, contiguous) <- k·2⁻²⁴, k from ⌈size·m/2⌉ 64-bit draws per block."""
         m = out.shape[1]

@@ -11,7 +11,7 @@ import copy
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from typing import Any
 
@@ -19,9 +19,11 @@ import torch
 
 import gradbench
 from gradbench import contract
-from gradbench.core import Estimator, Problem, Task, format_params
+from gradbench.core import Estimator, Problem, Task, format_params, resolve_params
+from gradbench.cost import cost_columns
 from gradbench.errors import GradbenchError
 from gradbench.exact import exact_gradient
+from gradbench.limits import check_eta, check_memory, check_samples, check_seed, check_tau
 from gradbench.registry import get_estimator, get_task
 from gradbench.rng import BlockRng, block_size_for, stream_seed
 from gradbench.stats import GROUPS, GroupedMoments, Metrics, compute_metrics
@@ -86,10 +88,21 @@ def cached_exact_gradient(task: Task) -> tuple[float, torch.Tensor]:
     return _EXACT_CACHE[key]
 
 
-def build_task(name: str, params: dict[str, Any]) -> Task:
-    """Instantiate and validate a task (:func:`gradbench.contract.validate_task`)."""
-    cls = get_task(name)
-    task = contract.guarded((), cls, "__init__", lambda: cls(**params))
+def build_task(name: str, params: dict[str, Any], chunk: int = 16, itemsize: int = 4) -> Task:
+    """Instantiate and validate a task (:func:`gradbench.contract.validate_task`); a size that cannot fit in memory
+    is refused before it is built (:meth:`Task.dims`), and an allocation that fails while building it is one line."""
+    return construct_task(get_task(name), params, chunk, itemsize)
+
+
+def construct_task(cls: type[Task], params: dict[str, Any], chunk: int = 16, itemsize: int = 4) -> Task:
+    dims = cls.dims(resolve_params(f"task {cls.name!r}", cls.params, params))
+    what = f"task {cls.name!r} ({format_params(params)})" if params else f"task {cls.name!r}"
+    if dims is not None:
+        check_memory(what, dims[0] * dims[1], chunk, itemsize)
+    try:
+        task = contract.guarded((), cls, "__init__", lambda: cls(**params))
+    except MemoryError:
+        raise GradbenchError(f"{what}: out of memory while building it; choose a smaller size") from None
     contract.validate_task(task)
     return task
 
@@ -105,22 +118,19 @@ def build_estimator(name: str, params: dict[str, Any]) -> Estimator:
 
 def prepare(spec: CellSpec) -> PreparedCell:
     """Validate the whole cell and build its problem (exact gradient included) without drawing anything."""
-    if spec.n_samples < 2:
-        raise GradbenchError(f"--samples must be at least 2 (variance needs two estimates), got {spec.n_samples}")
+    check_seed(spec.seed)
+    check_samples(spec.n_samples)
     if spec.dtype not in DTYPES:
         raise GradbenchError(f"unknown dtype {spec.dtype!r} (use {', '.join(DTYPES)})")
     if spec.chunk_size is not None and spec.chunk_size < 1:
         raise GradbenchError(f"chunk size must be positive, got {spec.chunk_size}")
     device = resolve_device(spec.device)
-    task = build_task(spec.task, spec.task_params)
+    task = build_task(spec.task, spec.task_params, itemsize=DTYPES[spec.dtype].itemsize)
     estimator = build_estimator(spec.estimator, spec.estimator_params)
     reason = contract.call(estimator, "incompatibility", task)
     if reason:
         raise GradbenchError(reason)
-    value, grad = contract.guarded((task,), task, "f", lambda: cached_exact_gradient(task))
     dtype = DTYPES[spec.dtype]
-    theta = task.initial_logits().to(device=device, dtype=dtype)
-    problem = Problem(task=task, theta=theta, exact_grad=grad.to(device), exact_value=value)
     P = task.D * task.K
     if device.type == "cuda":
         block = block_size_for(P, target_elements=CUDA_BLOCK_ELEMENTS, cap=1 << 16)
@@ -128,8 +138,58 @@ def prepare(spec: CellSpec) -> PreparedCell:
     else:
         block = block_size_for(P)
         default_blocks = CHUNK_ELEMENTS // (P * block)
-    chunk_blocks = math.ceil(spec.chunk_size / block) if spec.chunk_size else default_blocks
-    return PreparedCell(spec, task, estimator, problem, block, max(1, chunk_blocks))
+    chunk_blocks = max(1, math.ceil(spec.chunk_size / block) if spec.chunk_size else default_blocks)
+    chunk = min(chunk_blocks * block, spec.n_samples)
+    if device.type == "cpu":  # before any tensor of the task's size exists
+        check_memory(f"task {task.describe()}", P, chunk, dtype.itemsize)
+    value, grad = contract.guarded((task,), task, "f", lambda: cached_exact_gradient(task))
+    theta = task.initial_logits().to(device=device, dtype=dtype)
+    # float32/float64: a τ so small that (θ + G)/τ overflows is an input error. float16/bfloat16: where small τ
+    # breaks is what a low-precision run measures, so its non-finite estimates are counted instead (issue 15).
+    if spec.dtype in ("float32", "float64") and estimator.config.get("tau") is not None:
+        check_tau(
+            f"estimator {estimator.name!r}",
+            float(estimator.config["tau"]),
+            spec.dtype,
+            torch.finfo(dtype).max,
+            float(theta.abs().max()) if theta.numel() else 0.0,
+        )
+    problem = Problem(task=task, theta=theta, exact_grad=grad.to(device), exact_value=value)
+    return PreparedCell(spec, task, estimator, problem, block, chunk_blocks)
+
+
+def pilot(spec: CellSpec) -> tuple[float, float]:
+    """(seconds of the set-up, seconds per estimate) of a cell, from its set-up and one timed block."""
+    cell = prepare(replace(spec, n_samples=2))
+    device = cell.problem.theta.device
+    t0 = time.perf_counter()
+    cell.estimator.setup(cell.problem, spec.seed)
+    setup = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cell.estimator.estimate(cell.problem, BlockRng(spec.seed, 0, [cell.block_size], device))
+    _synchronize(device)
+    return setup, (time.perf_counter() - t0) / cell.block_size
+
+
+def check_duration(specs: list[CellSpec], force: bool, what: str) -> None:
+    """Refuse ``specs`` when their estimated time exceeds :data:`gradbench.limits.MAX_SECONDS` (unless ``force``).
+
+    Only cells with more than :data:`gradbench.limits.PILOT_FREE` estimates are piloted (one pilot per distinct
+    task, estimator and options); smaller ones cannot plausibly take a day.
+    """
+    from gradbench.limits import PILOT_FREE
+
+    pilots: dict[tuple, tuple[float, float]] = {}
+    total = 0.0
+    for spec in specs:
+        if spec.n_samples <= PILOT_FREE:
+            continue
+        key = (spec.task, format_params(spec.task_params), spec.estimator, format_params(spec.estimator_params))
+        if key not in pilots:
+            pilots[key] = pilot(spec)
+        setup, per_estimate = pilots[key]
+        total += setup + per_estimate * spec.n_samples
+    check_eta(total, what, force)
 
 
 def _synchronize(device: torch.device) -> None:
@@ -246,7 +306,7 @@ def run_cell(
             exact_grad=exact_flat.cpu(), mean_dev=mean_dev.cpu(), component_var=(m2 / max(n_done - 1, 1)).cpu()
         )
     est_params = {k: v for k, v in estimator.config.items() if k != "tau"}
-    return {
+    row = {
         "task": cell.task.name,
         "task_params": format_params(cell.task.config),
         "estimator": estimator.name,
@@ -255,13 +315,12 @@ def run_cell(
         "seed": spec.seed,
         "n_samples": n,
         "draws_per_estimate": contract.guarded(
-            (estimator,), estimator, "draws_per_estimate", lambda: estimator.draws_per_estimate
+            (estimator,), estimator, "draws_per_estimate", lambda: estimator.evals_on(cell.task)
         ),
         "D": D,
         "K": K,
         "exact_value": problem.exact_value,
         **vars(metrics),
-        "nonfinite_fraction": nonfinite / n,
         "seconds": seconds,
         "estimates_per_sec": n / seconds if seconds > 0 else math.inf,
         "device": str(device),
@@ -271,3 +330,6 @@ def run_cell(
         "torch_version": torch.__version__,
         "timestamp": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
+    row.update(cost_columns({**row, "evals_per_estimate": estimator.evals_per_estimate}))
+    row["nonfinite_fraction"] = nonfinite / n
+    return row

@@ -433,7 +433,7 @@ def train_run(spec: RunSpec, on_step: Callable[[int], None] | None = None) -> li
                 "eval_seconds": eval_seconds,
                 "objective": objective,
                 "nll": nll,
-                "draws_per_estimate": estimator.draws_per_estimate,
+                "draws_per_estimate": estimator.evals_on(task),
                 "D": problem.theta.shape[0],
                 "K": problem.theta.shape[1],
                 "exact_value": problem.exact_value,
@@ -462,7 +462,7 @@ def train_run(spec: RunSpec, on_step: Callable[[int], None] | None = None) -> li
             setup_done = True
         estimates = estimator.estimate(problem, BlockRng(train_seed, step, [s.batch_estimates]))  # M x D x K
         g = estimates.to(torch.float64).mean(0)  # D x K
-        f_evals += s.batch_estimates * estimator.draws_per_estimate
+        f_evals += s.batch_estimates * estimator.evals_on(task)
         optimizer.zero_grad(set_to_none=True)
         with torch.enable_grad():
             surrogate = (theta * g).sum()
@@ -494,6 +494,11 @@ def _run_one(spec: RunSpec) -> tuple[list[dict[str, Any]] | None, str | None]:
         raise
     except Exception as exc:
         return None, _one_line(exc)
+
+
+def _run_one_of(run: TrainRun) -> tuple[list[dict[str, Any]] | None, str | None]:
+    """:func:`_run_one` for an executor's worker (see :mod:`gradbench.executors`)."""
+    return _run_one(run.spec)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -590,7 +595,12 @@ def run_training(
             finally:
                 torch.set_num_threads(before)
         else:
-            sw._run_parallel(todo, workers, threads, list(plugins), listener, finish, job=_run_one)
+            from gradbench.executors import ExecutorOptions, open_executor
+
+            with open_executor(ExecutorOptions("local", workers, threads), plugins) as executor:
+                for done in executor.map_unordered(_run_one_of, todo, started=listener.cell_started):
+                    rows, error = done.value if done.error is None else (None, done.error)
+                    finish(done.item, rows, error)
     except KeyboardInterrupt:
         outcome.interrupted = True
     finally:

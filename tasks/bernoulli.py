@@ -32,6 +32,10 @@ class Bernoulli(Task):
         Param("p", float, 2.0, "exponent p in |b − t|^p", low=1.0),
     )
 
+    @classmethod
+    def dims(cls, config):
+        return (config["dim"], 2)
+
     def __init__(self, **options):
         super().__init__(**options)
         self.D, self.K = self.config["dim"], 2

@@ -25,6 +25,10 @@ class Quadratic(Task):
         Param("categories", int, 10, "categories per variable K", low=2),
     )
 
+    @classmethod
+    def dims(cls, config):
+        return (config["dim"], config["categories"])
+
     def __init__(self, **options):
         super().__init__(**options)
         self.D, self.K = self.config["dim"], self.config["categories"]

@@ -25,6 +25,10 @@ class SumTarget(Task):
         Param("target", float, 0.45, "the target of the mean value"),
     )
 
+    @classmethod
+    def dims(cls, config):
+        return (config["dim"], config["categories"])
+
     def __init__(self, **options):
         super().__init__(**options)
         self.D, self.K = self.config["dim"], self.config["categories"]

@@ -13,7 +13,7 @@ torch.set_num_threads(1)
 
 ESTIMATORS = all_estimators()
 TASKS = all_tasks()
-TIMING_COLUMNS = {"seconds", "estimates_per_sec", "timestamp"}
+TIMING_COLUMNS = {"seconds", "estimates_per_sec", "timestamp", "seconds_per_estimate", "mse_at_equal_time"}
 
 
 def default_hparams(cls) -> dict:

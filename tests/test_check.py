@@ -111,7 +111,7 @@ def test_another_environment_gets_the_statistical_tier_and_passes(cli, tmp_path)
 
 
 def test_table_report_shows_groups_thresholds_and_power(cli, baseline):
-    result = cli("check", "--baseline", baseline, "--fresh-seeds", "--seed-base", "2")
+    result = cli("check", "--baseline", baseline, "--fresh-seeds", "--seed-base", "2", "--verbose")
     assert result.exit_code == 0, result.output
     out = result.stdout
     for text in ("PASS", "unchanged (3)", "Holm at α = 0.01", "variance ×1.25", "0.1·‖g*‖", "detectable", "var ×"):
@@ -542,3 +542,32 @@ def test_write_baseline_is_atomic_and_readable(tmp_path, good_text):
     assert read_baseline(path).cells[0].row["estimator"] == "reinforce"
     with pytest.raises(GradbenchError, match="cannot write"):
         write_baseline(tmp_path / "x.csv" / "y.csv", good_text)
+
+
+def test_the_committed_baseline_passes_in_at_most_40_lines(cli):
+    """`gradbench check` on the committed baseline: PASS, failures first, one line of counts, grouped warnings."""
+    root = Path(__file__).resolve().parent.parent
+    result = cli("check", "--baseline", str(root / "results" / "baseline.csv"))
+    assert result.exit_code == 0, result.output
+    lines = result.stdout.strip().splitlines()
+    assert len(lines) <= 40, "\n".join(lines)
+    assert lines[0].startswith("gradbench check: PASS")
+    assert any("unchanged (listed with --verbose)" in line for line in lines)
+    assert len([line for line in lines if line.startswith("warning: ")]) <= 2  # grouped by kind
+
+
+def test_warnings_are_grouped_and_counted_and_listed_with_verbose(cli, tmp_path):
+    """Three needle cells, all too weak for the thresholds in the statistical tier: one warning line, not three."""
+    cells = [
+        ("bernoulli", e, p, 10_000) for e, p in [("reinforce", {}), ("st-gumbel", {"tau": 0.5}), ("st", {"tau": 1.0})]
+    ]
+    path = tmp_path / "b.csv"
+    path.write_text(baseline_text(cells, env_changes={"platform": "elsewhere"}))
+    short = cli("check", "--baseline", path)
+    assert short.exit_code == 0, short.output
+    text = " ".join(short.stdout.split())
+    assert text.count("warning:") == 1 and "warning: 3 cells too weak to detect the threshold (bernoulli 3" in text
+    assert "unchanged (" not in text.split("3 unchanged (listed with --verbose)")[0]  # no table of unchanged cells
+    verbose = cli("check", "--baseline", path, "--verbose")
+    assert " ".join(verbose.stdout.split()).count("warning: too weak to detect the threshold") == 3
+    assert "unchanged (3)" in verbose.stdout

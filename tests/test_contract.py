@@ -122,7 +122,7 @@ class ReinforceWithoutMinusP(Estimator):
 
 
 @pytest.mark.parametrize("broken", [ReinforcePlusConstant, ReinforceWithoutMinusP])
-@pytest.mark.parametrize("task", list(TASKS))
+@pytest.mark.parametrize("task", [n for n, c in TASKS.items() if c.family == "categorical"])
 def test_unbiasedness_test_rejects_broken_reinforce(broken, task, monkeypatch):
     monkeypatch.setitem(REGISTRY, broken.name, broken)
     (cell,) = battery.bias_cells(broken.name, {}, [small(task)], UNBIASED_SAMPLES, seed=11)

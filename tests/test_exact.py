@@ -27,7 +27,7 @@ def objective(task, theta: torch.Tensor) -> float:
     return value
 
 
-@pytest.mark.parametrize("task_name", list(TASKS))
+@pytest.mark.parametrize("task_name", [n for n, c in TASKS.items() if c.family == "categorical"])
 def test_gradient_matches_central_finite_differences(task_name):
     task = small_task(TASKS[task_name])
     theta = task.initial_logits()

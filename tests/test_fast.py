@@ -29,6 +29,8 @@ def problem_for(task: str, estimator: str, dtype: str = "float64", tau: float = 
 
 def simplex_and_vertices(task: Task, n: int, seed: int = 0) -> list[torch.Tensor]:
     gen = torch.Generator().manual_seed(seed)
+    if task.family == "gaussian":  # real points x, n x D (away from any kink with probability 1)
+        return [torch.randn(n, task.D, generator=gen, dtype=torch.float64).mul(2)]
     soft = torch.randn(n, task.D, task.K, generator=gen, dtype=torch.float64).mul(2).softmax(-1)
     hard = torch.nn.functional.one_hot(soft.argmax(-1), task.K).to(soft)
     return [soft, hard]

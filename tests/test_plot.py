@@ -97,7 +97,7 @@ def test_every_plotted_line_is_the_mean_over_seeds_of_the_csv(sweep_csv):
                 else:
                     assert ys[xs.index(pytest.approx(float(tau)))] == pytest.approx(mean, rel=1e-12)
                     assert len(xs) == 3
-        gids = [g for g in lines if not g.startswith(("band", "noise"))]
+        gids = [g for g in lines if not g.startswith(("band", "noise", "zero-mse"))]
         assert len(gids) == 3 * 3  # reinforce, gumbel, st-gumbel in 3 panels; exact only in the legend
 
 
@@ -114,7 +114,7 @@ def test_bands_span_the_t_interval(sweep_csv):
 def test_exact_is_in_the_legend_not_on_log_axes_and_tau_free_lines_say_so(sweep_csv):
     fig = figures(sweep_csv)["bernoulli"]
     labels = [t.get_text() for t in fig.legends[0].get_texts()]
-    assert any(t.startswith("exact") and "zero variance" in t for t in labels)
+    assert any(t.startswith("exact") and "reference, not drawn" in t for t in labels)
     assert any(t.startswith("reinforce") and "no τ" in t for t in labels)
     assert any("noise floor" in t for t in labels) and any("95%" in t for t in labels)
 
@@ -146,13 +146,77 @@ def test_same_estimator_same_look_in_every_figure(sweep_csv):
     for fig in figures(sweep_csv).values():
         for ax in fig.axes:
             for line in ax.get_lines():
-                if line.get_gid() and not line.get_gid().startswith("noise"):
+                if line.get_gid() and not line.get_gid().startswith(("noise", "zero-mse")):
                     name = line.get_gid().split("|")[1]
                     looks.setdefault(name, set()).add(line.get_color())
     assert all(len(colours) == 1 for colours in looks.values()) and len(looks) == 3
     assert looks["gumbel"] == {STYLES["gumbel"][0]}
     assert style_for("my-plugin") == style_for("my-plugin") and style_for("my-plugin") != style_for("other-plugin")
     assert len({c for c, _ in STYLES.values()}) == len(STYLES)  # the table's colours are all different
+
+
+def test_the_palette_tells_20_plus_estimators_apart_within_each_family():
+    from gradbench.plots import FAMILY_COLOURS, MARKERS, assign_styles
+
+    fams = ["score-function", "binary", "relaxation", "control-variate", "other"]
+    family_of = {f"{fam}-plugin-{i}": fam for fam in fams for i in range(12)}  # 60 new estimators ...
+    family_of |= {n: f for f, names in FAMILY_BUILTINS.items() for n in names}  # ... next to the 15 built-ins
+    looks = assign_styles(list(family_of), family_of)
+    assert len(set(looks.values())) == len(looks) == 75  # no two estimators look alike
+    assert all(looks[n][0] in FAMILY_COLOURS[fam] for n, fam in family_of.items())  # hues stay in their family
+    assert all(looks[n][1] in MARKERS for n in family_of)
+    assert assign_styles(list(family_of), family_of) == looks  # stable
+    for builtins in FAMILY_BUILTINS.values():  # within a family the built-ins differ in colour and in marker
+        assert len({STYLES[n][0] for n in builtins}) == len(builtins)
+        assert len({STYLES[n][1] for n in builtins}) == len(builtins)
+
+
+FAMILY_BUILTINS = {
+    "score-function": ("reinforce", "reinforce-baseline", "reinforce-batch-baseline", "rloo", "unordered-set"),
+    "binary": ("arm", "disarm"),
+    "relaxation": ("gumbel", "st-gumbel", "st", "gumbel-rao", "reinmax", "gapped-st"),
+    "control-variate": ("rebar", "relax"),
+}
+
+
+def test_mse_panel_has_the_zero_gradient_line_and_the_budget(sweep_csv):
+    df = load_results(sweep_csv)
+    from gradbench.cost import with_budgets
+
+    agg = aggregate(with_budgets(df))
+    key = {"task": "sum-target", "task_params": df[df.task == "sum-target"].task_params.iloc[0]}
+    key |= {"dtype": "float32", "device": "cpu"}
+    fig = build_figure(key, agg[agg.task == "sum-target"], df[df.task == "sum-target"], ["mse"], per="evals")
+    (ref,) = [line for line in fig.axes[0].get_lines() if line.get_gid() == "zero-mse"]
+    g = float(df[df.task == "sum-target"]["grad_norm"].iloc[0])
+    assert ref.get_ydata()[0] == pytest.approx(g**2)
+    assert "@ 12 evals" in fig.axes[0].get_title() and "12 evals" in fig.get_suptitle()
+    drawn = drawn_lines(fig)
+    rows = agg[(agg.task == "sum-target") & (agg.estimator == "gumbel") & (agg.metric == "mse_at_equal_evals")]
+    assert drawn["mse_at_equal_evals|gumbel||400"][1] == pytest.approx(list(rows.sort_values("tau")["mean"]))
+
+
+def test_bands_are_lighter_than_lines_and_absent_from_the_bias_panel(sweep_csv):
+    fig = figures(sweep_csv)["sum-target"]
+    bias_axis, _, mse_axis = fig.axes
+    assert not [c for c in bias_axis.collections if (c.get_gid() or "").startswith("band")]
+    bands = [c for c in mse_axis.collections if (c.get_gid() or "").startswith("band")]
+    assert bands and all(b.get_alpha() <= 0.1 for b in bands)
+    assert all((line.get_alpha() or 1.0) == 1.0 for line in mse_axis.get_lines() if line.get_gid())
+
+
+def test_only_exclude_and_family_select_estimators(cli, sweep_csv, tmp_path):
+    result = cli("plot", sweep_csv, "--only", "gumbel,reinforce", "--out", tmp_path / "a", "--per", "estimate")
+    assert result.exit_code == 0, result.output
+    summary = (tmp_path / "a" / "summary.md").read_text()
+    assert "st-gumbel" not in summary and "gumbel" in summary
+    result = cli("plot", sweep_csv, "--exclude", "gumbel", "--out", tmp_path / "b")
+    assert result.exit_code == 0 and "| gumbel |" not in (tmp_path / "b" / "summary.md").read_text()
+    result = cli("plot", sweep_csv, "--family", "score-function", "--out", tmp_path / "c")
+    assert result.exit_code == 0 and "st-gumbel" not in (tmp_path / "c" / "summary.md").read_text()
+    assert_one_line_error(cli("plot", sweep_csv, "--only", "nope"), "--only", "nope")
+    assert_one_line_error(cli("plot", sweep_csv, "--family", "binary"), "--family", "binary")
+    assert_one_line_error(cli("plot", sweep_csv, "--only", "exact"), "leaves no estimator")
 
 
 def test_line_labels_carry_hyper_parameters():
@@ -167,7 +231,7 @@ def test_line_labels_carry_hyper_parameters():
         }
     )
     lines = figure_lines(agg)
-    assert [line.label for line in lines] == ["rloo (m=4) · no τ (dashed)", "rloo (m=8) · no τ (dashed)", "gumbel"]
+    assert [line.label for line in lines] == ["rloo (m=4) · no τ", "rloo (m=8) · no τ", "gumbel"]
     assert lines[0].colour == lines[1].colour
 
 
@@ -219,14 +283,14 @@ def test_best_by_tau_on_a_hand_made_aggregate():
         row("exact", math.nan, 0.0, 0.0, 0.0, "variance"),
         row("exact", math.nan, 1.0, 1.0, 1.0, "bias_pvalue"),  # no bias detected: a reference, not a contender
     ]
-    best = best_by_tau(pd.DataFrame(rows, columns=columns))
+    best = best_by_tau(pd.DataFrame(rows, columns=columns), per="estimate", declared={})
     assert list(best["tau"]) == [0.5, 2.0]
     assert list(best["best"]) == ["gumbel", "reinforce"]  # exact (zero variance) is not a contender
     assert list(best["runner_up"]) == ["reinforce", "gumbel"]
     assert list(best["margin"]) == pytest.approx([2.0, 1.5])
     assert list(best["clear"]) == [False, False]  # 1.1 ≥ 1.05, 2.95 ≥ 2.9: the bands overlap
-    text = summary_markdown(best, "x.csv")
-    assert "| 0.5 | gumbel | 1 | reinforce | 2 | ×2.00 (overlap) |" in text
+    text = summary_markdown(best, "x.csv", per="estimate")
+    assert "| 0.5 | gumbel | 1 | ≈×2.00 | reinforce |" in text
 
 
 def test_a_biased_zero_variance_estimator_is_drawn_and_competes(sweep_csv, tmp_path):
@@ -242,7 +306,9 @@ def test_a_biased_zero_variance_estimator_is_drawn_and_competes(sweep_csv, tmp_p
     fig = build_figure(key, agg[agg.task == "sum-target"], df[df.task == "sum-target"], ["bias", "variance"])
     drawn = drawn_lines(fig)
     assert "bias|constant||400" in drawn and "bias|exact||400" not in drawn
-    assert all(math.isnan(v) for v in drawn["variance|constant||400"][1])  # log of 0: nothing visible
+    assert all(math.isnan(v) for v in drawn["variance|constant||400"][1])  # log of 0: not on the line itself ...
+    floor_x, floor_y = drawn["floor|variance|constant||400"]  # ... but on the panel's floor, with its marker
+    assert len(floor_y) == 1 and floor_y[0] == pytest.approx(fig.axes[1].get_ylim()[0], rel=0.5)
     best = best_by_tau(agg)
     assert (best["best"] == "constant").all() and not (best["runner_up"] == "exact").any()
 
@@ -257,10 +323,9 @@ def test_an_unbiased_zero_variance_estimator_other_than_exact_competes_and_wins(
     norms = agg[(agg.metric == "grad_norm") & (agg.task == "sum-target")]["mean"]
     zero = list(best[best.task == "sum-target"]["zero_mse"])
     assert zero and zero == pytest.approx([float(norms.iloc[0]) ** 2] * len(zero))
-    assert "‖g*‖² = " in summary_markdown(best, "t.csv")
-    assert "exact-twin (≈ zero gradient)" not in summary_markdown(best, "t.csv")
-    best.loc[:, "best_mse"] = best["zero_mse"] * 0.95  # a winner that is barely better than answering 0
-    assert "exact-twin (≈ zero gradient)" in summary_markdown(best, "t.csv")
+    text = summary_markdown(best, "t.csv")
+    assert "‖g*‖² = " in text and "zero gradient)" not in text  # the old MSE ≥ 0.9‖g*‖² rule is gone
+    assert "exact-twin (collapsed)" not in text  # an exact estimate carries all of g*
 
 
 def test_summary_of_a_real_sweep_names_a_winner_at_every_tau(sweep_csv):
@@ -287,7 +352,8 @@ def test_plot_errors_are_one_line_and_exit_2(cli, sweep_csv, tmp_path):
         (_write(tmp_path / "blank.csv", "\n\n"), "is empty"),
         (_write(tmp_path / "other.csv", "name,score\nx,1\n"), "not a gradbench results file"),
         (_write(tmp_path / "extra.csv", header + ",colour\n" + good[1] + ",red\n"), "unknown columns: colour"),
-        (_write(tmp_path / "fewer.csv", ",".join(COLUMNS[:-1]) + "\n"), "lacks columns: timestamp"),
+        (_write(tmp_path / "fewer.csv", ",".join(c for c in COLUMNS if c != "mse_at_equal_time") + "\n"),
+         "lacks columns: mse_at_equal_time"),
         (_write(tmp_path / "header.csv", header + "\n"), "holds no rows"),
         (_write(tmp_path / "short.csv", header + "\n" + good[1][:40] + "\n"), "line 2"),
         (_write(tmp_path / "nan.csv", header + "\n" + good[1].replace(",400,", ",lots,", 1) + "\n"), "not a number"),

@@ -195,8 +195,8 @@ def test_flag_in_the_run_table_and_the_summary():
     from gradbench.summary import summary_markdown
 
     empty = pd.DataFrame(columns=["task", "task_params", "dtype", "device", "tau"])
-    assert "Non-finite" in summary_markdown(empty, "x.csv", lines)
-    assert "Non-finite" not in summary_markdown(empty, "x.csv", [])
+    assert "Non-finite" in summary_markdown(empty, "x.csv", flagged=lines)
+    assert "Non-finite" not in summary_markdown(empty, "x.csv", flagged=[])
 
 
 def test_files_written_before_the_column_existed_still_load(tmp_path):

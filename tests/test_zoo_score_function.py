@@ -198,7 +198,7 @@ def test_set_weights_match_brute_force_leave_one_out_ratios():
     gen = torch.Generator().manual_seed(0)
     m = 4
     p = torch.rand(3, m, generator=gen, dtype=torch.float64) / 6  # sets of 4 of total mass < 2/3
-    w, r = set_weights(p, _SubsetTables(m, "cpu"))
+    w, r = set_weights(p.log(), _SubsetTables(m, "cpu"))
     for row in range(3):
         ps = p[row].tolist()
         p_set = reference_set_probability(ps)
@@ -209,6 +209,23 @@ def test_set_weights_match_brute_force_leave_one_out_ratios():
                 second = 1.0 if t == s else reference_loo_probability(ps, [s, t]) / reference_loo_probability(ps, [s])
                 assert r[row, s, t].item() == pytest.approx(ps[t] * second, rel=1e-12)
     torch.testing.assert_close(w.sum(1), torch.ones(3, dtype=torch.float64))  # P(first = s | S) sums to 1
+
+
+def test_set_weights_do_not_underflow_on_configurations_of_a_large_model():
+    """m = 4 configurations of 128 variables (vae-digits): p ≈ 1e-116, so p^4 underflows float64. The weights are
+    finite, w sums to 1, and they equal the weights at p scaled up by e^250 (where the masses 1 − p(U) are 1 to
+    within 1e-12, so q is homogeneous and w, r off the diagonal are scale-free); the diagonal of r is p itself."""
+    gen = torch.Generator().manual_seed(1)
+    log_p = torch.rand(5, 4, generator=gen, dtype=torch.float64) * 20 - 300  # n x m, p ≈ e^-300 … e^-280
+    tables = _SubsetTables(4, "cpu")
+    w, r = set_weights(log_p, tables)
+    w_up, r_up = set_weights(log_p + 250, tables)
+    assert torch.isfinite(w).all() and torch.isfinite(r).all()
+    torch.testing.assert_close(w.sum(1), torch.ones(5, dtype=torch.float64))
+    torch.testing.assert_close(w, w_up, rtol=1e-9, atol=0)
+    off = ~torch.eye(4, dtype=torch.bool)
+    torch.testing.assert_close(r[:, off], r_up[:, off], rtol=1e-9, atol=0)
+    torch.testing.assert_close(torch.diagonal(r, dim1=1, dim2=2), log_p.exp())
 
 
 def all_ordered_samples(problem, m: int):
@@ -245,9 +262,9 @@ def test_unordered_set_without_the_self_term_of_its_baseline_is_biased(monkeypat
     tables = _SubsetTables(3, "cpu")
     original = set_weights
 
-    def broken(p, t):
-        w, r = original(p, t)
-        return w, r * (1 - torch.eye(p.shape[1], dtype=r.dtype))
+    def broken(log_p, t):
+        w, r = original(log_p, t)
+        return w, r * (1 - torch.eye(log_p.shape[1], dtype=r.dtype))
 
     monkeypatch.setattr("gradbench.estimators.unordered_set.set_weights", broken)
     mean, _ = exact_moments(set_estimate(problem, idx, tables), prob)

@@ -39,8 +39,10 @@ def peak_memory(spec: CellSpec, threads: int, plugins: tuple[str, ...]) -> tuple
     payload = json.dumps(
         {"spec": {k: getattr(spec, k) for k in spec.__dataclass_fields__}, "threads": threads, "plugins": plugins}
     )
-    code = "from gradbench.bench.memory import child_main; child_main()"
-    result = subprocess.run([sys.executable, "-c", code, payload], capture_output=True, text=True, check=False)
+    from gradbench.isolation import child_env, python_command  # nothing imported from the current directory
+
+    command = [*python_command("from gradbench.bench.memory import child_main; child_main()"), payload]
+    result = subprocess.run(command, capture_output=True, text=True, check=False, env=child_env())
     if result.returncode != 0:
         last = (result.stderr.strip().splitlines() or ["no output"])[-1]
         raise GradbenchError(f"memory measurement of {spec.estimator} (n = {spec.n_samples}) failed: {last}")
