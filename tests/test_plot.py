@@ -352,8 +352,10 @@ def test_plot_errors_are_one_line_and_exit_2(cli, sweep_csv, tmp_path):
         (_write(tmp_path / "blank.csv", "\n\n"), "is empty"),
         (_write(tmp_path / "other.csv", "name,score\nx,1\n"), "not a gradbench results file"),
         (_write(tmp_path / "extra.csv", header + ",colour\n" + good[1] + ",red\n"), "unknown columns: colour"),
-        (_write(tmp_path / "fewer.csv", ",".join(c for c in COLUMNS if c != "mse_at_equal_time") + "\n"),
-         "lacks columns: mse_at_equal_time"),
+        (
+            _write(tmp_path / "fewer.csv", ",".join(c for c in COLUMNS if c != "mse_at_equal_time") + "\n"),
+            "lacks columns: mse_at_equal_time",
+        ),
         (_write(tmp_path / "header.csv", header + "\n"), "holds no rows"),
         (_write(tmp_path / "short.csv", header + "\n" + good[1][:40] + "\n"), "line 2"),
         (_write(tmp_path / "nan.csv", header + "\n" + good[1].replace(",400,", ",lots,", 1) + "\n"), "not a number"),
