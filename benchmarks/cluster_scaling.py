@@ -21,7 +21,7 @@ from pathlib import Path
 
 from gradbench import sweep as sw
 from gradbench.executors import ExecutorOptions, open_executor
-from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task
+from gradbench.registry import default_sweep_estimators, default_sweep_tasks, get_estimator, get_task
 
 
 def run_once(grid, engine: str, workers: int, folder: Path, tag: str) -> tuple[float, float, list[dict]]:
@@ -47,8 +47,8 @@ def main() -> None:
     parser.add_argument("--estimators", default="all")
     args = parser.parse_args()
     grid = sw.expand_grid(
-        tasks=sw.parse_names(args.tasks, "task", all_tasks(), get_task),
-        estimators=sw.parse_names(args.estimators, "estimator", all_estimators(), get_estimator),
+        tasks=sw.parse_names(args.tasks, "task", default_sweep_tasks(), get_task),
+        estimators=sw.parse_names(args.estimators, "estimator", default_sweep_estimators(), get_estimator),
         taus=sw.parse_taus(sw.DEFAULT_TAUS),
         seeds=sw.parse_seeds(sw.DEFAULT_SEEDS),
     )

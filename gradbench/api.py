@@ -190,7 +190,7 @@ def sweep(
     """
     from gradbench import sweep as sw
     from gradbench.aggregate import load_results as _load
-    from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task
+    from gradbench.registry import all_estimators, default_sweep_tasks, get_estimator, get_task
 
     load_plugins(plugins)
     _set_threads(threads)
@@ -198,7 +198,7 @@ def sweep(
     if resume and overwrite:
         raise GradbenchError("resume and overwrite exclude each other")
     grid = sw.expand_grid(
-        tasks=sw.parse_names(_names(tasks), "task", all_tasks(), get_task),
+        tasks=sw.parse_names(_names(tasks), "task", default_sweep_tasks(), get_task),
         estimators=sw.parse_names(_names(estimators), "estimator", all_estimators(), get_estimator),
         taus=sw.parse_taus(_numbers(taus if taus is not None else sw.DEFAULT_TAUS)),
         seeds=sw.parse_seeds(_numbers(seeds if seeds is not None else sw.DEFAULT_SEEDS)),

@@ -658,11 +658,11 @@ class GridSettings:
 
 def grid_cells(settings: GridSettings) -> tuple[list, list[str]]:
     """The grid's CellSpecs (n_samples still to be sized) and notes on what was left out and why."""
-    from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task
+    from gradbench.registry import all_estimators, default_sweep_tasks, get_estimator, get_task
     from gradbench.runner import CellSpec, prepare
 
     estimators = {n: get_estimator(n) for n in settings.estimators} if settings.estimators else all_estimators()
-    tasks = {n: get_task(n) for n in settings.tasks} if settings.tasks else all_tasks()
+    tasks = {n: get_task(n) for n in settings.tasks} if settings.tasks else default_sweep_tasks()
     specs, notes = [], []
     for e_name, e_cls in estimators.items():
         hparam_sets = [{"tau": t} for t in settings.taus] if e_cls.has_tau() else [{}]

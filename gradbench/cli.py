@@ -361,7 +361,7 @@ def sweep(
     """Run a grid of cells (tasks × estimators × temperatures × seeds) into one CSV; see README, "Sweep"."""
     from gradbench import sweep as sw
     from gradbench.progress import SweepProgress, outcome_line, plan_line, skipped_table
-    from gradbench.registry import all_tasks, default_sweep_estimators, get_estimator, get_task
+    from gradbench.registry import default_sweep_estimators, default_sweep_tasks, get_estimator, get_task
 
     check_count(threads, "--threads", "torch threads")
     if workers is not None:
@@ -372,7 +372,7 @@ def sweep(
     if resume and overwrite:
         raise GradbenchError("--resume and --overwrite exclude each other")
     grid = sw.expand_grid(
-        tasks=sw.parse_names(tasks, "task", all_tasks(), get_task),
+        tasks=sw.parse_names(tasks, "task", default_sweep_tasks(), get_task),
         estimators=sw.parse_names(estimators, "estimator", default_sweep_estimators(), get_estimator),
         taus=sw.parse_taus(taus),
         seeds=sw.parse_seeds(seeds),

@@ -150,6 +150,9 @@ class Task:
     params: ClassVar[tuple[Param, ...]] = ()
     family: ClassVar[str] = "categorical"  # the distribution family of the latents: categorical or gaussian
     relaxable: ClassVar[bool] = True  # f accepts points of the simplex, not only one-hot z
+    default_sweep: ClassVar[bool] = True
+    """False: left out of ``gradbench sweep --tasks all`` (and the default sweep: too slow for it); still runs by
+    name."""
     D: int
     K: int  # the second axis of θ: categories (categorical), parameters per variable P (gaussian)
 

@@ -184,6 +184,12 @@ def all_tasks() -> dict[str, type[Task]]:
     return dict(sorted(TASKS.items()))
 
 
+def default_sweep_tasks() -> dict[str, type[Task]]:
+    """The tasks of ``gradbench sweep --tasks all``: every registered one not marked opt-in
+    (``Task.default_sweep = False``: the model tasks, whose cells take seconds each)."""
+    return {name: cls for name, cls in all_tasks().items() if cls.default_sweep}
+
+
 def default_sweep_estimators() -> dict[str, type[Estimator]]:
     """The estimators of ``gradbench sweep --estimators all``: every registered one not marked opt-in
     (``Estimator.default_sweep = False``)."""

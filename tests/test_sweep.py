@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from gradbench.errors import GradbenchError
-from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task, load_plugin
+from gradbench.registry import (
+    all_estimators,
+    all_tasks,
+    default_sweep_estimators,
+    default_sweep_tasks,
+    get_estimator,
+    get_task,
+    load_plugin,
+)
 from gradbench.results import COLUMNS
 from gradbench.sweep import (
     AUTO_BUDGET,
@@ -184,6 +192,20 @@ def test_default_grid_is_everything_at_eleven_temperatures_and_three_seeds():
     # the default sample counts keep a cell's cost about constant: n · D · K within the budget
     assert all(c.spec.n_samples * c.cost > 0 for c in grid.cells)
     assert {c.spec.n_samples for c in grid.cells if c.spec.task == "quadratic"} == {AUTO_MIN}
+
+
+def test_the_default_sweep_leaves_out_the_model_tasks_and_the_opt_in_estimators(cli, tmp_path):
+    tasks = default_sweep_tasks()
+    assert {"bernoulli", "quadratic", "sum-target", "gauss-cos"} <= set(tasks)
+    assert not {"vae-digits", "sbn-digits"} & set(tasks)  # seconds per cell: by name only
+    assert set(tasks) == {name for name, cls in all_tasks().items() if cls.default_sweep}
+    assert "indecater" in all_estimators() and "indecater" not in default_sweep_estimators()
+    out = tmp_path / "all.csv"
+    result = cli("sweep", "--tasks", "all", "-e", "exact", "--taus", "1", "--seeds", "1", "-n", "100", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert {r["task"] for r in rows_of(out)} == set(tasks)
+    named = cli("sweep", "-t", "vae-digits", "-e", "exact", "--seeds", "1", "-n", "100", "--out", tmp_path / "m.csv")
+    assert named.exit_code == 0 and {r["task"] for r in rows_of(tmp_path / "m.csv")} == {"vae-digits"}
 
 
 # --- running: workers, crash safety, resume -------------------------------------------------------------------

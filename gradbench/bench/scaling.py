@@ -24,10 +24,10 @@ def sweep_scaling(
     import tempfile
 
     from gradbench import sweep as sw
-    from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task
+    from gradbench.registry import all_estimators, default_sweep_tasks, get_estimator, get_task
 
     grid = sw.expand_grid(
-        tasks=sw.parse_names(tasks, "task", all_tasks(), get_task),
+        tasks=sw.parse_names(tasks, "task", default_sweep_tasks(), get_task),
         estimators=sw.parse_names(estimators, "estimator", all_estimators(), get_estimator),
         taus=sw.parse_taus(taus or sw.DEFAULT_TAUS),
         seeds=sw.parse_seeds(seeds or sw.DEFAULT_SEEDS),

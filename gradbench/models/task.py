@@ -47,6 +47,7 @@ class DigitsTask(Task):
     """Base of the digits model tasks (subclasses set ``name``, ``params`` and the number of categories)."""
 
     relaxable = True
+    default_sweep = False  # seconds per cell (RELAX trains through the decoder): opt-in, run by name
 
     def __init__(self, **options: Any) -> None:
         super().__init__(**options)
