@@ -52,5 +52,7 @@ def test_opt_in_estimators_leave_the_default_grid_and_are_listed_with_the_comman
     monkeypatch.setitem(REGISTRY, SlowOne.name, SlowOne)
     assert SlowOne.name in all_estimators() and SlowOne.name not in default_sweep_estimators()
     text = estimators_markdown(builtins() | {SlowOne.name: SlowOne})
-    assert "## Opt-in estimators" in text and "gradbench sweep --estimators indecater,slow-opt-in" in text
+    opt_in = sorted([name for name, cls in builtins().items() if not cls.default_sweep] + [SlowOne.name])
+    assert "indecater" in opt_in and "double-cv" in opt_in
+    assert "## Opt-in estimators" in text and f"gradbench sweep --estimators {','.join(opt_in)} " in text
     assert "indecater" not in default_sweep_estimators()
