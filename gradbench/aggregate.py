@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 
 from gradbench.errors import GradbenchError
+from gradbench.fingerprint import UNKNOWN
 from gradbench.results import COLUMNS, FLOAT_COLUMNS, IDENTITY_COLUMNS, INT_COLUMNS, OLDER_FORMATS, check_regular
 
 FIGURE_KEYS = ["task", "task_params", "dtype", "device"]
@@ -121,6 +122,8 @@ def load_results(path: Path) -> pd.DataFrame:
         if empty.any():
             line = int(empty.to_numpy().nonzero()[0][0]) + 2
             raise GradbenchError(f"{path}, line {line}: column {column!r} is empty")
+    if "code_fingerprint" not in expected:  # written before the column: the code that made the rows is unknown
+        df["code_fingerprint"] = UNKNOWN
     if "nonfinite_fraction" not in expected:  # before the column existed a non-finite estimate aborted its cell
         df["nonfinite_fraction"] = 0.0
     if "evals_per_estimate" not in expected:  # written before the cost columns
@@ -131,6 +134,31 @@ def load_results(path: Path) -> pd.DataFrame:
         df = with_budgets(df)
     df = df[list(COLUMNS)]
     return df.drop_duplicates(subset=IDENTITY, keep="last").reset_index(drop=True)
+
+
+def mixed_fingerprints(df: pd.DataFrame) -> list[str]:
+    """The lines (figure and line keys) whose rows were made by different code: several ``code_fingerprint``
+    values, an empty one (a row older than the column) counting as one more. One label per line, sorted."""
+    out = []
+    for key, rows in df.groupby(FIGURE_KEYS + LINE_KEYS, sort=True):
+        prints = set(rows["code_fingerprint"])
+        if len(prints) > 1:
+            named = dict(zip(FIGURE_KEYS + LINE_KEYS, key, strict=True))
+            out.append(f"{named['estimator']} on {named['task']} ({len(prints)} code versions)")
+    return out
+
+
+def mixed_code_warning(df: pd.DataFrame, csv_file: Path | str) -> str | None:
+    """One line for stderr when some line of ``df`` averages rows made by different code (None when none does)."""
+    mixed = list(dict.fromkeys(mixed_fingerprints(df)))
+    if not mixed:
+        return None
+    more = f" and {len(mixed) - 3} more" if len(mixed) > 3 else ""
+    return (
+        f"gradbench: warning: rows made by different code (code_fingerprint) are averaged together: "
+        f"{'; '.join(mixed[:3])}{more}; re-run them with `gradbench sweep --resume --out {csv_file}` and the same "
+        "grid, or with --overwrite"
+    )
 
 
 def aggregate(

@@ -32,12 +32,14 @@ from pathlib import Path
 from typing import Any
 
 from gradbench.errors import GradbenchError
-from gradbench.results import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, check_regular, write_atomic
+from gradbench.results import COLUMNS, FLOAT_COLUMNS, INT_COLUMNS, PROVENANCE_COLUMNS, check_regular, write_atomic
 
 FORMAT = 1
 MAGIC = "# gradbench-baseline "
 VECTOR_COLUMNS = ("mean_dev", "component_var")
 BASELINE_COLUMNS = COLUMNS + VECTOR_COLUMNS
+PREVIOUS_COLUMNS = COLUMNS[: -len(PROVENANCE_COLUMNS)] + VECTOR_COLUMNS
+"""The columns of a baseline written before ``code_fingerprint`` existed: read with an empty fingerprint."""
 MATCH_KEYS = ("gradbench", "torch", "numpy", "platform", "dtype", "device", "threads")
 """Environment entries that must all be equal for the exact tier."""
 
@@ -214,11 +216,15 @@ def read_baseline(path: Path) -> Baseline:
         )
     reader = csv.reader(io.StringIO(body))
     columns = next(reader, None)
-    if columns is None or tuple(columns) != BASELINE_COLUMNS:
+    previous = columns is not None and tuple(columns) == PREVIOUS_COLUMNS
+    if columns is None or (tuple(columns) != BASELINE_COLUMNS and not previous):
         raise GradbenchError(f"baseline {path}, line 2: columns differ from baseline format {FORMAT}")
+    width = len(COLUMNS) - len(PROVENANCE_COLUMNS)
     cells: list[BaselineCell] = []
     seen: set[tuple] = set()
     for line_no, fields in enumerate(reader, start=3):
+        if previous and len(fields) == len(PREVIOUS_COLUMNS):  # no code_fingerprint: the code is unknown
+            fields = fields[:width] + [""] * len(PROVENANCE_COLUMNS) + fields[width:]
         cell = _parse_row(path, line_no, fields, env)
         if cell.key in seen:
             raise GradbenchError(f"baseline {path}, line {line_no}: duplicate cell {cell.label()}")

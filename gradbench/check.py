@@ -290,6 +290,13 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
             + "; missing --plugin?"
         )
     compare(check, baseline.cells, details, unbiased)
+    recoded = changed_code(results)
+    if recoded:
+        more = f" and {len(recoded) - 6} more" if len(recoded) > 6 else ""
+        check.notes.append(
+            f"code changed since the baseline (code_fingerprint differs) for {len(recoded)} estimator/task pairs: "
+            f"{', '.join(recoded[:6])}{more}; their cells compare the current code with the baseline's"
+        )
     known = set(all_estimators())
     in_baseline = {c.row["estimator"] for c in baseline.cells}
     missing = sorted(known - in_baseline)
@@ -299,6 +306,17 @@ def run_check(baseline: Baseline, options: CheckOptions, progress: Progress | No
         )
     check.seconds = time.perf_counter() - started
     return check
+
+
+def changed_code(results: list[CellResult]) -> list[str]:
+    """``estimator on task`` for the re-run cells whose row has another code fingerprint than the baseline's."""
+    return sorted(
+        {
+            f"{r.base['estimator']} on {r.base['task']}"
+            for r in results
+            if r.new is not None and r.base.get("code_fingerprint", "") != r.new["code_fingerprint"]
+        }
+    )
 
 
 def rerun_cell(job: tuple[int, Any]) -> tuple[dict[str, Any] | None, dict[str, Any] | None, str | None]:

@@ -346,7 +346,9 @@ def sweep(
     executor: ExecutorOpt = "local",
     address: AddressOpt = None,
     connect_timeout: TimeoutOpt = CONNECT_TIMEOUT,
-    resume: Annotated[bool, typer.Option("--resume", help="Run only the cells missing from --out.")] = False,
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Run only the cells missing from --out (or made by other code).")
+    ] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing --out.")] = False,
     device: Annotated[str, typer.Option("--device", help="cpu or cuda.")] = "cpu",
     dtype: Annotated[
@@ -396,6 +398,13 @@ def sweep(
     check_writable(out)  # a path the lock file could not sit beside (FIFO, device, long name) is one clear line
     with output_lock(out, "sweep"):  # a second sweep on the same file is refused, naming this process
         todo, already = sw.prepare_output(out, grid, resume=resume, overwrite=overwrite)
+        stale = len(sw.stale_cells(out, grid)) if resume else 0
+        if stale:
+            print(
+                f"gradbench: note: {stale} cell{'s' * (stale != 1)} of {out} made by other code (code_fingerprint "
+                "differs from the current estimator's and task's): run again, the new rows replace the old",
+                file=sys.stderr,
+            )
         options = replace(options, workers=max(1, min(options.workers, len(todo))))
         if not todo:  # nothing to run: no cluster to start or reach
             options = replace(options, engine="local", address=None)
@@ -450,6 +459,7 @@ def plot(
             _console().print(f"wrote {path}", highlight=False)
         return
     df = select(load_results(csv_file), only, exclude, family)
+    _warn_mixed_code(df, csv_file)
     axis = choose_axis(df, x)
     check_out_dir(out)
     files, agg = plot_results(df, out, fmts, panels, per=per, budget=budget, axis=axis)
@@ -487,8 +497,18 @@ def report(
     per, budget = parse_budget(per, budget)
     check_out_file(out)
     df = select(load_results(csv_file), only, exclude, family)
+    _warn_mixed_code(df, csv_file)
     write_report(out, build_report(df, str(csv_file), per, budget, argv=sys.argv[1:]))
     _console().print(f"wrote {out}", highlight=False)
+
+
+def _warn_mixed_code(df, csv_file: Path) -> None:
+    """plot and report: one warning line on stderr when a line averages rows made by different code."""
+    from gradbench.aggregate import mixed_code_warning
+
+    warning = mixed_code_warning(df, csv_file)
+    if warning:
+        print(warning, file=sys.stderr)
 
 
 DEFAULT_TRAIN_OUT = Path("results") / "train.csv"

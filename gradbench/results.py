@@ -71,11 +71,19 @@ in the cost columns (evaluations per estimate = ``draws_per_estimate``, which wa
 PRECISION_COLUMNS = ("nonfinite_fraction",)
 """Added with low-precision dtypes (issue 15): the fraction of estimates that were not finite (metrics are over the
 finite ones). Before it existed a non-finite estimate aborted its cell, so files without it imply 0."""
-COLUMNS = LEGACY_COLUMNS + COST_COLUMNS + PRECISION_COLUMNS
+PROVENANCE_COLUMNS = ("code_fingerprint",)
+"""Added with issue 16: a hash of the gradbench version and the estimator's and task's source
+(:mod:`gradbench.fingerprint`). Files without it are read with an empty fingerprint (the code is unknown)."""
+COLUMNS = LEGACY_COLUMNS + COST_COLUMNS + PRECISION_COLUMNS + PROVENANCE_COLUMNS
 """Column order of every gradbench CSV. Never reorder or rename without a migration."""
-OLDER_FORMATS = (LEGACY_COLUMNS, LEGACY_COLUMNS + COST_COLUMNS)
+OLDER_FORMATS = (
+    LEGACY_COLUMNS,
+    LEGACY_COLUMNS + COST_COLUMNS,
+    LEGACY_COLUMNS + COST_COLUMNS + PRECISION_COLUMNS,
+)
 """Headers of files written by earlier gradbench versions: ``plot``, ``report`` and ``check`` read them
-(:func:`gradbench.aggregate.load_results` fills in the missing columns); appending to them is refused."""
+(:func:`gradbench.aggregate.load_results` fills in the missing columns); appending to them (``run --out``,
+``sweep --resume``) is refused with one line (:func:`older_format`): their rows carry no code fingerprint."""
 TIMING_COLUMNS = ("seconds", "estimates_per_sec", "timestamp", "seconds_per_estimate", "mse_at_equal_time")
 """Columns that depend on the wall clock: everything else in a row is reproducible bit for bit."""
 IDENTITY_COLUMNS = (
@@ -213,11 +221,27 @@ def check_writable(path: Path, columns: tuple[str, ...] = COLUMNS, flag: str = "
         raise GradbenchError(f"{flag} {path}: cannot write in {folder}: {_os_error(exc)}") from None
     if exists and results:
         header = read_header(path)
+        if columns == COLUMNS and older_format(header):
+            raise GradbenchError(older_file_message(path, header, flag))
         if header is not None and tuple(header) != columns:
             raise GradbenchError(
                 f"{flag} {path} exists with a different header (not a gradbench {len(columns)}-column results file); "
                 "choose another --out"
             )
+
+
+def older_format(header: list[str] | tuple[str, ...] | None) -> bool:
+    """True for the header of a results file written by an earlier gradbench (:data:`OLDER_FORMATS`)."""
+    return header is not None and tuple(header) in OLDER_FORMATS
+
+
+def older_file_message(path: Path, header: list[str], flag: str = "--out") -> str:
+    """Why rows are not appended to a file of an earlier gradbench (one line)."""
+    return (
+        f"{flag} {path} was written by an earlier gradbench ({len(header)} columns, without code_fingerprint): "
+        "plot, report and check read it, but rows made now are not added to rows of unknown code; "
+        "choose another --out"
+    )
 
 
 def write_atomic(path: Path, data: str | bytes) -> None:

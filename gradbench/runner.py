@@ -23,6 +23,7 @@ from gradbench.core import Estimator, Problem, Task, format_params, resolve_para
 from gradbench.cost import cost_columns
 from gradbench.errors import GradbenchError
 from gradbench.exact import exact_gradient
+from gradbench.fingerprint import class_fingerprint
 from gradbench.limits import check_eta, check_memory, check_samples, check_seed, check_tau
 from gradbench.registry import get_estimator, get_task
 from gradbench.rng import BlockRng, block_size_for, stream_seed
@@ -332,4 +333,5 @@ def run_cell(
     }
     row.update(cost_columns({**row, "evals_per_estimate": estimator.evals_per_estimate}))
     row["nonfinite_fraction"] = nonfinite / n
+    row["code_fingerprint"] = class_fingerprint(type(estimator), type(cell.task))
     return row

@@ -7,8 +7,9 @@ at once (one ``write`` of a whole line, then fsync; see :func:`gradbench.results
 order; when the sweep completes, the file is rewritten atomically in grid order. The rows (timing columns aside)
 are therefore identical for any executor and number of workers, and a sweep killed at any moment leaves a CSV
 holding only whole rows; ``resume`` runs only the cells whose identity (:data:`IDENTITY_COLUMNS`) is not in the
-file yet. While a sweep runs, it holds the output's advisory lock (:mod:`gradbench.locking`): a second sweep on
-the same file is refused.
+file yet, or whose row there was made by other code (its ``code_fingerprint`` differs from the current
+estimator's and task's: :mod:`gradbench.fingerprint`); such a cell's new row replaces the old one. While a sweep
+runs, it holds the output's advisory lock (:mod:`gradbench.locking`): a second sweep on the same file is refused.
 """
 
 from __future__ import annotations
@@ -50,6 +51,8 @@ from gradbench.results import (
     append_rows,
     check_writable,
     format_rows,
+    older_file_message,
+    older_format,
     read_header,
     write_atomic,
 )
@@ -71,6 +74,8 @@ def read_rows(path: Path, columns: tuple[str, ...] = COLUMNS) -> list[dict[str, 
     header = read_header(path)
     if header is None:
         return []
+    if columns == COLUMNS and older_format(header):
+        raise GradbenchError(older_file_message(path, header))
     if tuple(header) != columns:
         raise GradbenchError(
             f"--out {path} exists with a different header (not a gradbench {len(columns)}-column results file); "
@@ -96,10 +101,13 @@ def row_key(row: dict[str, Any]) -> CellKey:
 
 
 def sort_file(path: Path, grid: Grid) -> None:
-    """Rewrite ``path`` (atomically) in grid order: rows outside the grid first, in their order, then the grid's."""
+    """Rewrite ``path`` (atomically) in grid order: rows outside the grid first, in their order, then the grid's.
+    A grid cell with several rows (re-run by ``--resume`` because its code changed) keeps only its last one."""
     rows = read_rows(path)
     position = {cell.key: cell.index for cell in grid.cells}
-    ordered = sorted(enumerate(rows), key=lambda ir: (position.get(row_key(ir[1]), -1), ir[0]))
+    last = {row_key(r): i for i, r in enumerate(rows)}
+    kept = [(i, r) for i, r in enumerate(rows) if row_key(r) not in position or last[row_key(r)] == i]
+    ordered = sorted(kept, key=lambda ir: (position.get(row_key(ir[1]), -1), ir[0]))
     if [i for i, _ in ordered] != list(range(len(rows))):
         write_atomic(path, format_rows([r for _, r in ordered], header=True))
 
@@ -159,9 +167,23 @@ def prepare_output(path: Path, grid: Grid, resume: bool, overwrite: bool) -> tup
                 f"--out {path} already holds {len(rows)} rows: add --resume to run only the missing cells, "
                 "--overwrite to replace it, or choose another --out"
             )
-    present = {row_key(r) for r in rows}
-    todo = [c for c in grid.cells if c.key not in present]
+    made_by = {row_key(r): r["code_fingerprint"] for r in rows}  # a cell's last row counts
+    todo = [c for c in grid.cells if made_by.get(c.key) != cell_fingerprint(c)]
     return todo, len(grid.cells) - len(todo)
+
+
+def cell_fingerprint(cell: GridCell) -> str:
+    """The code fingerprint a row of ``cell`` made now would carry (:mod:`gradbench.fingerprint`)."""
+    from gradbench.fingerprint import code_fingerprint
+
+    return code_fingerprint(cell.spec.estimator, cell.spec.task)
+
+
+def stale_cells(path: Path, grid: Grid) -> list[GridCell]:
+    """The grid's cells that have a row in ``path`` made by other code (another ``code_fingerprint``):
+    ``--resume`` runs them again, and the new row replaces the old one."""
+    made_by = {row_key(r): r["code_fingerprint"] for r in read_rows(path)} if path_has_header(path) else {}
+    return [c for c in grid.cells if c.key in made_by and made_by[c.key] != cell_fingerprint(c)]
 
 
 def run_sweep(

@@ -436,6 +436,7 @@ def _row(**changes) -> dict:
         "K": 2,
         "dtype": "float32",
         "nonfinite_fraction": 0.0,
+        "code_fingerprint": "",
     }
     for col in ("bias", "mse", "cosine", "snr", "mse_se"):
         row[col] = 1.0

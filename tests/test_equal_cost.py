@@ -98,7 +98,7 @@ def write_grid(path: Path, columns=COLUMNS) -> Path:
                 "estimates_per_sec": n / (0.001 * evals), "device": "cpu", "dtype": "float32", "threads": 1,
                 "gradbench_version": "0", "torch_version": "0", "timestamp": "t", "evals_per_estimate": evals,
                 "seconds_per_estimate": 0.001 * evals / n, "mse_at_equal_evals": math.nan,
-                "mse_at_equal_time": math.nan, "nonfinite_fraction": 0.0,
+                "mse_at_equal_time": math.nan, "nonfinite_fraction": 0.0, "code_fingerprint": "",
             }
         )  # fmt: skip
     text = format_rows(rows, header=True)
