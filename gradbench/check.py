@@ -99,6 +99,11 @@ class CheckOptions:
             check_count(self.threads, "--threads", "torch threads")
         if self.seed_base is not None:
             check_seed(self.seed_base, "--seed-base")
+        if self.dtype is not None:
+            from gradbench.runner import DTYPES
+
+            if self.dtype not in DTYPES:
+                raise GradbenchError(f"--dtype {self.dtype}: unknown dtype (use {', '.join(DTYPES)})")
 
 
 @dataclass

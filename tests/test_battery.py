@@ -24,6 +24,7 @@ PLUGINS = Path(__file__).parent / "plugins"
 BIG = str(2**63)
 TOO_MANY = str(CPU_FACTOR * cpus_available() + 1)
 LONG = "r" * 300 + ".csv"
+DTYPES = ("float8", "FLOAT16", "half", "bf16", "float16x", "")
 SMALL_SWEEP = ["sweep", "-e", "reinforce", "-t", "bernoulli", "--seeds", "1", "--samples", "100", "-w", "1"]
 
 
@@ -95,6 +96,11 @@ def sandbox(tmp_path, monkeypatch):
     (tmp_path / "nul.csv").write_bytes(b"task\0,estimator\n\0\0\n")
     (tmp_path / "foreign.csv").write_text("name,score\nx,1\n")
     (tmp_path / "a-folder").mkdir()
+    from gradbench.bench.output import COLUMNS as BENCH_COLUMNS
+    from gradbench.results import OLDER_FORMATS
+
+    (tmp_path / "older.csv").write_text(",".join(OLDER_FORMATS[-1]) + "\n")  # an earlier gradbench's results file
+    (tmp_path / "bench.csv").write_text(",".join(BENCH_COLUMNS) + "\n")  # a throughput CSV bench may replace
     monkeypatch.chdir(tmp_path)
     before = _snapshot(tmp_path)
     yield tmp_path
@@ -184,6 +190,7 @@ BAD_OUTS = [
     ("a-folder", ["directory"]),
     ("foreign.csv", ["different header"]),
     ("nul.csv", ["NUL"]),
+    ("older.csv", ["earlier gradbench", "code_fingerprint"]),
 ]
 WRITERS = {
     "run": ["run", "-e", "reinforce", "-n", "10", "--out"],
@@ -191,7 +198,11 @@ WRITERS = {
     "sweep --resume": SMALL_SWEEP + ["--resume", "--out"],
     "check --update": ["check", "--update", "-e", "reinforce", "-t", "bernoulli", "--budget", "0.1", "--baseline"],
 }
-NOT_FOR_BASELINE = {"foreign.csv", "nul.csv"}  # a baseline path is checked for the baseline's magic line instead
+NOT_FOR_BASELINE = {
+    "foreign.csv",
+    "nul.csv",
+    "older.csv",
+}  # a baseline path is checked for the baseline's magic line instead
 OUTS = [
     ([*cmd, out], fragments)
     for label, cmd in WRITERS.items()
@@ -201,6 +212,42 @@ OUTS = [
 OUTS += [
     (["check", "--update", "-b", "foreign.csv", "-e", "reinforce", "-t", "bernoulli"], ["not a gradbench baseline"]),
     (["check", "--update", "-b", "nul.csv", "-e", "reinforce", "-t", "bernoulli"], ["not a gradbench baseline"]),
+]
+# bench validates its arguments and --out before it measures, and never replaces a file that is not its own CSV
+BENCH = ["bench", "-e", "reinforce", "--no-memory"]
+OUTS += [
+    ([*BENCH, "--out", out], fragments)
+    for out, fragments in (
+        ("fifo.csv", ["not a regular file"]),
+        ("/dev/full", ["not a regular file"]),
+        ("full-link.csv", ["not a regular file"]),
+        ("a-folder", ["directory"]),
+        ("foreign.csv", ["not a gradbench throughput CSV", "refusing to overwrite"]),
+        ("older.csv", ["not a gradbench throughput CSV"]),
+        ("nul.csv", ["not a gradbench throughput CSV"]),
+        ("a-file/out.csv", ["a-file"]),
+        (LONG, ["too long"]),
+        ("/proc/gradbench-x.csv", ["cannot write in /proc"]),  # refused before measuring, not after
+        ("/proc/gradbench/x.csv", ["cannot write in /proc"]),
+    )
+]
+OUTS += [  # a bad argument leaves an existing throughput CSV (and a new path) untouched
+    ([*BENCH, *bad, "--out", out], fragments)
+    for out in ("bench.csv", "new/bench.csv")
+    for bad, fragments in (
+        (["--samples", "1"], ["--samples"]),
+        (["--samples", "20000"], ["--samples must exceed"]),
+        (["--repeats", "0"], ["--repeats"]),
+        (["--threads", "0"], ["--threads"]),
+        (["--dtype", "float8"], ["unknown dtype 'float8'", "bfloat16"]),
+        (["--tau", "0"], ["--tau"]),
+        (["--tau", "nan"], ["--tau"]),
+        (["--naive-seconds", "0"], ["--naive-seconds"]),
+        (["--memory", "--memory-samples", "many"], ["--memory-samples"]),
+        (["--all"], ["exclude each other"]),
+        (["--device", "tpu"], ["device"]),
+        (["--task-opt", "dim=0"], ["dim"]),
+    )
 ]
 # plot's --out is a folder
 OUTS += [
@@ -248,6 +295,11 @@ ARGUMENTS = [
     (["run", "-e", "reinforce", "--out"], ["--out"]),
     (["run", "-e", "reinforce", "--device", "tpu"], ["unknown device"]),
     (["run", "-e", "reinforce", "--dtype", "int8"], ["unknown dtype"]),
+    # low precision (issue 15) takes float16 and bfloat16 only, by these names
+    *[(["run", "-e", "reinforce", "-n", "10", "--dtype", d], ["unknown dtype", "float16, bfloat16"]) for d in DTYPES],
+    (SMALL_SWEEP + ["--dtype", "float8"], ["unknown dtype 'float8'"]),
+    (["check", "-b", "{baseline.csv}", "--dtype", "float8"], ["--dtype float8", "bfloat16"]),
+    (["check", "--update", "-b", "new.csv", "-e", "reinforce", "-t", "bernoulli", "--dtype", "float8"], ["float8"]),
     (["run", "-e", "gumbel", "--tau", "0.5", "--est-opt", "tau=1"], ["give the temperature once"]),
     (["run", "-e", "reinforce", "--task-opt", "dim=1", "--task-opt", "dim=2"], ["given twice"]),
     (["run", "-e", "reinforce", "--task-opt", "=3"], ["KEY=VALUE"]),
@@ -359,3 +411,53 @@ def test_console_script_one_line(sandbox, args, fragments):
     for fragment in fragments:
         assert fragment in lines[0], lines[0]
     assert "Traceback" not in done.stderr + done.stdout
+
+
+# --- a plug-in estimator that returns NaN: counted in the row, never a crash (issues 15 and 16) ---------------------
+
+NAN_PLUGIN = '''
+import torch
+
+import gradbench
+from gradbench.estimators.reinforce import Reinforce
+
+
+@gradbench.register_estimator
+class NanEveryOther(Reinforce):
+    """REINFORCE whose estimates of even index within each call are NaN (half of them)."""
+
+    name = "nan-every-other"
+    summary = "REINFORCE, half NaN"
+
+    def estimate(self, problem, rng):
+        g = super().estimate(problem, rng)  # n x D x K
+        g[0::2] = torch.nan
+        return g
+'''
+NAN_COMMANDS = {
+    "run": ["run", "-e", "{e}", "-t", "bernoulli", "-n", "1000", "--out", "{out}"],
+    "sweep": ["sweep", "-e", "{e}", "-t", "bernoulli", "--seeds", "2", "-n", "1000", "-w", "1", "--out", "{out}"],
+    "nan-cold sweep": ["sweep", "-e", "nan-cold", "-t", "bernoulli", "--taus", "0.5,2", "--seeds", "1", "-n", "100",
+                       "-w", "1", "--out", "{out}"],
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("label", NAN_COMMANDS)
+def test_nan_estimates_of_a_plugin_are_a_row_not_a_crash(cli, tmp_path, label):
+    from gradbench.aggregate import load_results
+    from tests.helpers import registry_snapshot
+
+    plugin = tmp_path / "nan_plugin.py"
+    plugin.write_text(NAN_PLUGIN)
+    out = tmp_path / "out.csv"
+    args = [a.format(e="nan-every-other", out=out) for a in NAN_COMMANDS[label]]
+    with registry_snapshot():
+        result = cli(*args, "--plugin", plugin, "--plugin", PLUGINS / "sweep_extras.py")
+    assert result.exit_code == 0, result.output
+    assert "Traceback" not in result.output
+    df = load_results(out)
+    if label == "nan-cold sweep":  # every estimate NaN below τ = 1, none above
+        assert sorted(zip(df["tau"], df["nonfinite_fraction"], strict=True)) == [(0.5, 1.0), (2.0, 0.0)]
+    else:
+        assert len(df) == (2 if label == "sweep" else 1)
+        assert (df["nonfinite_fraction"] == 0.5).all() and df["variance"].notna().all()

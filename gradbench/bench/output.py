@@ -7,6 +7,7 @@ import io
 import math
 import os
 import stat
+import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -87,6 +88,12 @@ def check_out(path: Path) -> None:
         raise GradbenchError(f"--out {path}: {folder} is not a folder")
     if not os.access(folder, os.W_OK | os.X_OK) or (info is not None and not os.access(path, os.W_OK)):
         raise GradbenchError(f"--out {path}: not writable")
+    try:  # what the atomic write will need (root passes os.access everywhere, /proc included): nothing stays
+        fd, probe = tempfile.mkstemp(dir=folder, prefix=".gradbench-probe.", suffix=".tmp")
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise GradbenchError(f"--out {path}: cannot write in {folder}: {exc.strerror or exc}") from None
     if info is not None and info.st_size > 0:
         try:
             with path.open(newline="", encoding="utf-8") as fh:
