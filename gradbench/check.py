@@ -26,6 +26,9 @@ detectable change exceeds the threshold gets a warning (an error with ``strict``
 
 Speed (estimates per second) is reported as a ratio; it fails a cell only with ``fail_on_speed`` (a factor), and
 only when both runs were timed over at least ``min_timed_seconds``.
+
+Code: a cell whose re-run row has another ``code_fingerprint`` than the baseline's (the estimator's or task's source
+changed, :mod:`gradbench.fingerprint`) is compared as usual; a note names such estimator/task pairs.
 """
 
 from __future__ import annotations
