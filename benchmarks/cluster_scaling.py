@@ -40,6 +40,9 @@ def run_once(grid, engine: str, workers: int, folder: Path, tag: str) -> tuple[f
 
 
 def main() -> None:
+    from gradbench.allocator import tune_allocator
+
+    tune_allocator()  # as the CLI does
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--workers", default="1,2")

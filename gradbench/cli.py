@@ -317,8 +317,12 @@ def _with_bar(label: str, total: int, work):
 
 @app.command()
 def sweep(
-    estimators: Annotated[str, typer.Option("--estimators", "-e", help="Comma list of estimators, or all.")] = "all",
-    tasks: Annotated[str, typer.Option("--tasks", "-t", help="Comma list of tasks, or all.")] = "all",
+    estimators: Annotated[
+        list[str] | None, typer.Option("--estimators", "-e", help="Comma list of estimators, or all (repeatable).")
+    ] = None,
+    tasks: Annotated[
+        list[str] | None, typer.Option("--tasks", "-t", help="Comma list of tasks, or all (repeatable).")
+    ] = None,
     taus: Annotated[
         str, typer.Option("--taus", help="Temperatures: a comma list, or LOW:HIGH:COUNT log-spaced.")
     ] = DEFAULT_TAUS,
@@ -374,8 +378,10 @@ def sweep(
     if resume and overwrite:
         raise GradbenchError("--resume and --overwrite exclude each other")
     grid = sw.expand_grid(
-        tasks=sw.parse_names(tasks, "task", default_sweep_tasks(), get_task),
-        estimators=sw.parse_names(estimators, "estimator", default_sweep_estimators(), get_estimator),
+        tasks=sw.parse_names(",".join(tasks or ["all"]), "task", default_sweep_tasks(), get_task),
+        estimators=sw.parse_names(
+            ",".join(estimators or ["all"]), "estimator", default_sweep_estimators(), get_estimator
+        ),
         taus=sw.parse_taus(taus),
         seeds=sw.parse_seeds(seeds),
         samples=sw.parse_samples(samples),
@@ -516,7 +522,9 @@ DEFAULT_TRAIN_OUT = Path("results") / "train.csv"
 
 @app.command()
 def train(
-    estimators: Annotated[str, typer.Option("--estimators", "-e", help="Comma list of estimators, or all.")],
+    estimators: Annotated[
+        list[str], typer.Option("--estimators", "-e", help="Comma list of estimators, or all (repeatable).")
+    ],
     task: Annotated[str, typer.Option("--task", "-t", help="Task to train (a toy or a model task).")] = "bernoulli",
     task_opt: Annotated[
         list[str] | None, typer.Option("--task-opt", help="Task option KEY=VALUE (repeatable).")
@@ -580,13 +588,13 @@ def train(
     settings.validate()
     runs = tr.plan_runs(
         task,
-        sw.parse_names(estimators, "estimator", all_estimators(), get_estimator),
+        sw.parse_names(",".join(estimators), "estimator", all_estimators(), get_estimator),
         sw.parse_taus(taus),
         sw.parse_seeds(seeds),
         settings,
         task_opts=parse_key_values(task_opt, "--task-opt"),
         est_opts=parse_key_values(est_opt, "--est-opt"),
-        strict=estimators.strip() != "all",
+        strict=",".join(estimators).strip() != "all",
     )
     todo, already = tr.prepare_output(out, runs, resume=resume, overwrite=overwrite)
     workers = max(1, min(workers, len(todo) or 1))

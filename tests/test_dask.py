@@ -8,6 +8,7 @@ notebook would), and the last test checks that no worker ran them (issue 18).
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import socket
@@ -250,3 +251,28 @@ def test_check_reruns_a_baseline_bit_for_bit_on_other_processes(cli, cluster, ba
 def test_check_executor_options_do_not_apply_to_update(cli, tmp_path):
     result = cli("check", "--update", "--baseline", tmp_path / "b.csv", "--workers", "2")
     assert_one_line_error(result, "--workers does not apply to --update")
+
+
+def test_batch_sizes_follow_guided_self_scheduling():
+    from gradbench.executors.dask import MAX_BATCH, batch_size
+
+    assert batch_size(10_000, 2) == MAX_BATCH and batch_size(40, 2) == 5 and batch_size(3, 2) == 1
+    left, sizes = 999, []
+    while left:
+        sizes.append(batch_size(left, 2))
+        left -= min(sizes[-1], left)
+    assert sizes == sorted(sizes, reverse=True) and sizes[-8:] == [1] * 8  # single cells at the end
+    assert len(sizes) < 999 / 10  # the round trips are paid per batch
+
+
+def test_a_raising_item_is_reported_alone_and_its_batch_mates_are_kept(cluster):
+    from gradbench.executors import ExecutorOptions, open_executor
+
+    items = [float(i) if i % 5 else -1.0 for i in range(1, 41)]  # math.sqrt(-1) raises; batches of several
+    with open_executor(ExecutorOptions("dask", 1, 1, cluster.scheduler_address)) as executor:
+        done = list(executor.map_unordered(math.sqrt, items))
+    assert sorted(d.item for d in done) == sorted(items)  # one result per item, none twice
+    failed = [d for d in done if d.error is not None]
+    assert len(failed) == 8 and {d.item for d in failed} == {-1.0}
+    assert all("math domain error" in d.error for d in failed)
+    assert all(d.value == math.sqrt(d.item) for d in done if d.error is None)

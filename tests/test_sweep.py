@@ -426,3 +426,13 @@ def test_nonfinite_cells_are_rows_not_failures(cli, tmp_csv):
     assert result.exit_code == 0, result.output
     fractions = {(r["tau"], r["seed"]): r["nonfinite_fraction"] for r in rows_of(tmp_csv)}
     assert fractions == {("0.5", "0"): "1.0", ("0.5", "1"): "1.0", ("2.0", "0"): "0.0", ("2.0", "1"): "0.0"}
+
+
+def test_repeated_tasks_and_estimators_options_add_up(cli, tmp_path):
+    out = tmp_path / "r.csv"
+    args = ["-t", "bernoulli", "-t", "sum-target", "-e", "exact", "-e", "reinforce", "--taus", "1", "--seeds", "1"]
+    result = cli("sweep", *args, "-n", "100", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert {(r["task"], r["estimator"]) for r in rows_of(out)} == {
+        (t, e) for t in ("bernoulli", "sum-target") for e in ("exact", "reinforce")
+    }

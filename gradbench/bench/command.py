@@ -8,6 +8,7 @@ so an interrupted run keeps its finished rows. Without ``--out`` the rows go to 
 
 from __future__ import annotations
 
+import os
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -79,7 +80,8 @@ def cli_main(
         highlight=False,
     )
     run_benchmark(config, on_row=on_row, advance=advance, names=names)
-    console.print(rich_table(rows))
+    wide = console if console.is_terminal or os.environ.get("COLUMNS") else Console(width=max(console.width, 160))
+    wide.print(rich_table(rows))  # piped or redirected: 12 columns need more than rich's default 80
     for note in notes:
         console.print(f"[yellow]{note}[/yellow]")
     if markdown:

@@ -8,10 +8,14 @@
 
 Each task carries a :class:`~gradbench.executors.worker.WorkerSetup` (torch threads, the ``--plugin`` files as
 source, the client's gradbench and torch versions), so a worker that joins or restarts mid-sweep is prepared like
-the others. At most twice as many cells as the cluster has worker threads are submitted ahead (results stream
-back; a huge grid is never held by the scheduler at once). A worker that dies mid-cell: the scheduler runs the
-cell again on another worker (up to ``distributed.scheduler.allowed-failures`` = 3 deaths, then the cell is
-reported failed); the client receives one result per cell, so no row is duplicated.
+the others. Cells travel in batches, one Dask task each, sized by guided self-scheduling (Polychronopoulos & Kuck
+1987): a batch takes 1/(4·threads) of the cells not yet submitted, at most :data:`MAX_BATCH`, so the round trip
+client → scheduler → worker → client (milliseconds, longer than many toy cells) is paid once per batch, and the
+last batches are single cells that even out the workers' finishing times. At most twice as many batches as the
+cluster has worker threads are submitted ahead (results stream back; a huge grid is never held by the scheduler
+at once). A cell that raises is reported alone (the batch's other cells are kept). A worker that dies mid-batch:
+the scheduler runs the batch again on another worker (up to ``distributed.scheduler.allowed-failures`` = 3
+deaths, then its cells are reported failed); the client receives one result per cell, so no row is duplicated.
 """
 
 from __future__ import annotations
@@ -26,7 +30,15 @@ from typing import Any
 
 from gradbench.errors import GradbenchError
 from gradbench.executors import Done, Executor, ExecutorOptions, one_line
-from gradbench.executors.worker import WorkerSetup, _versions, call
+from gradbench.executors.worker import WorkerSetup, _versions, call_batch
+
+MAX_BATCH = 64
+"""Most cells in one Dask task."""
+
+
+def batch_size(remaining: int, threads: int) -> int:
+    """Guided self-scheduling: ⌈remaining / (4 · threads)⌉ cells, between 1 and :data:`MAX_BATCH`."""
+    return max(1, min(MAX_BATCH, -(-remaining // (4 * max(1, threads)))))
 
 
 def _import_dask():
@@ -56,10 +68,14 @@ class DaskExecutor(Executor):
         try:
             self._stack.enter_context(_quiet_dask_logs())  # no chatter between the progress bar's lines
             if options.address is None:
+                import dask
+
                 from gradbench.isolation import isolated_children
 
                 self._stack.enter_context(isolated_children())  # for the cluster's life (it restarts workers)
-                with _sigint_ignored():  # inherited by the worker processes: Ctrl-C is the client's to handle
+                # SIGINT ignored: inherited by the worker processes, Ctrl-C is the client's to handle. Worker
+                # profiling off: its stack sampling every 10 ms costs CPU that the cells need on a small machine.
+                with _sigint_ignored(), dask.config.set({"distributed.worker.profile.enabled": False}):
                     self.cluster = distributed.LocalCluster(
                         n_workers=options.workers,
                         threads_per_worker=1,
@@ -132,37 +148,39 @@ class DaskExecutor(Executor):
         from distributed import as_completed
         from distributed.scheduler import KilledWorker
 
-        queue = iter(items)
+        todo = list(items)
+        todo.reverse()  # popped from the end: submitted in the given order
         pending = self._pending
         completed = as_completed(loop=self.client.loop)
 
         def fill() -> None:
-            while len(pending) < self.in_flight:
-                item = next(queue, None)
-                if item is None:
-                    return
-                future = self.client.submit(call, self.setup, fn, item, pure=False)
-                pending[future] = item
+            while len(pending) < self.in_flight and todo:
+                size = batch_size(len(todo), self.in_flight // 2)
+                batch = [todo.pop() for _ in range(min(size, len(todo)))]
+                future = self.client.submit(call_batch, self.setup, fn, batch, pure=False)
+                pending[future] = batch
                 completed.add(future)
                 if started:
-                    started(item)
+                    for item in batch:
+                        started(item)
 
         fill()
         for future in completed:
-            item = pending.pop(future)
+            batch = pending.pop(future)
             if future.status == "finished":
-                done = Done(item, future.result(), None)
+                done = [Done(item, value, error) for item, (value, error) in zip(batch, future.result(), strict=True)]
             else:
                 try:
                     exc = future.exception()
                 except BaseException as lost:  # e.g. cancelled by the scheduler
                     exc = lost
                 if isinstance(exc, KilledWorker):
-                    done = Done(item, None, f"the Dask workers running it died ({_allowed_failures()} times); given up")
+                    why = f"the Dask workers running it died ({_allowed_failures()} times); given up"
                 else:
-                    done = Done(item, None, one_line(exc))
+                    why = one_line(exc)
+                done = [Done(item, None, why) for item in batch]
             future.release()
-            yield done
+            yield from done
             fill()
 
     def close(self) -> None:

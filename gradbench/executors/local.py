@@ -32,7 +32,7 @@ class LocalExecutor(Executor):
 
     def __init__(self, options: ExecutorOptions, setup: WorkerSetup):
         self.options, self.setup = options, setup
-        self.in_flight = options.workers
+        self.in_flight = 2 * options.workers  # one queued behind each running cell: no idle round trip
         self._pool = None
         self._stack = ExitStack()
 

@@ -95,12 +95,29 @@ def prepare_worker(setup: WorkerSetup) -> None:
                 f"this worker runs gradbench {here[0]} with torch {here[1]}, the client gradbench "
                 f"{setup.versions[0]} with torch {setup.versions[1]}: install the same versions everywhere"
             )
+        from gradbench.allocator import tune_allocator
         from gradbench.registry import load_builtins, load_plugin
 
+        tune_allocator()  # as the CLI does in its own process (Dask's nanny even lowers glibc's trim threshold)
         load_builtins()
         for plugin in setup.plugins:
             load_plugin(_local_copy(plugin))
         _ready.add(setup.key)
+
+
+def call_batch(setup: WorkerSetup, fn: Callable[[Any], Any], items: list[Any]) -> list[tuple[Any, str | None]]:
+    """``fn`` on each item in a prepared worker: [(value, None) or (None, why)] in order; a cell that raises is
+    reported alone, the others still run (as they would one task each)."""
+    from gradbench.executors import one_line
+
+    prepare_worker(setup)
+    out: list[tuple[Any, str | None]] = []
+    for item in items:
+        try:
+            out.append((call(setup, fn, item), None))
+        except Exception as exc:
+            out.append((None, one_line(exc)))
+    return out
 
 
 def call(setup: WorkerSetup, fn: Callable[[Any], Any], item: Any) -> Any:
