@@ -22,6 +22,7 @@ import pytest
 distributed = pytest.importorskip("distributed")
 
 from gradbench.executors import ExecutorOptions, open_executor  # noqa: E402
+from gradbench.fingerprint import code_fingerprint  # noqa: E402
 from gradbench.registry import all_estimators, all_tasks, get_estimator, get_task, load_plugin  # noqa: E402
 from gradbench.results import COLUMNS  # noqa: E402
 from gradbench.sweep import (  # noqa: E402
@@ -111,6 +112,7 @@ def test_plugins_are_shipped_to_workers_that_do_not_have_the_file(cluster, tmp_p
         "@gradbench.register_estimator\nclass Shipped(Reinforce):\n    name = 'shipped'\n"
     )
     load_plugin(plugin)
+    fingerprint = code_fingerprint("shipped", "bernoulli")  # what --resume in this process would expect
     grid = grid_of("bernoulli", "shipped,reinforce", [1.0], [0, 1], 300)
     options = ExecutorOptions("dask", threads=1, address=cluster.scheduler_address)
     with open_executor(options, [str(plugin)]) as executor:
@@ -119,8 +121,11 @@ def test_plugins_are_shipped_to_workers_that_do_not_have_the_file(cluster, tmp_p
     assert not outcome.failed and outcome.saved == 4
     rows = read_rows(tmp_path / "s.csv")
     assert [r["estimator"] for r in rows] == ["shipped", "shipped", "reinforce", "reinforce"]
+    # the workers ran a private copy of the file: the same code, so the same code fingerprint as here
+    assert [r["code_fingerprint"] for r in rows[:2]] == [fingerprint] * 2 != [r["code_fingerprint"] for r in rows[2:]]
     # an unbiased copy of REINFORCE gives REINFORCE's numbers
-    assert without_timing(rows[:2]) == [{**r, "estimator": "shipped"} for r in without_timing(rows[2:])]
+    same = [{**r, "estimator": "shipped", "code_fingerprint": fingerprint} for r in without_timing(rows[2:])]
+    assert without_timing(rows[:2]) == same
 
 
 def test_a_cell_raising_on_a_worker_is_one_line_and_the_others_are_saved(cli, cluster, tmp_path):
