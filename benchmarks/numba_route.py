@@ -33,6 +33,22 @@ def build_kernels():
     from numba import njit
 
     @njit(fastmath=True, cache=False)
+    def fold_relaxed(y, m, target, d, tau, s1, s2):  # y: K logits (θ + G)/τ of variable d, m their max
+        K = y.shape[0]
+        total = 0.0
+        for k in range(K):
+            y[k] = math.exp(y[k] - m)
+            total += y[k]
+        dot = 0.0  # ⟨z, v⟩ with v = ∂f/∂z = 2 (z − c)
+        for k in range(K):
+            y[k] /= total
+            dot += y[k] * 2.0 * (y[k] - target[d, k])
+        for k in range(K):  # g = z ⊙ (v − ⟨z, v⟩) / τ, folded into float64 sums
+            grad = y[k] * (2.0 * (y[k] - target[d, k]) - dot) / tau
+            s1[d, k] += grad
+            s2[d, k] += grad * grad
+
+    @njit(fastmath=True, cache=False)
     def fused_from_uniforms(u, theta, target, tau, s1, s2):  # u: n x D x K float32; s1, s2: D x K float64
         n, D, K = u.shape
         y = np.empty(K, np.float32)
@@ -40,21 +56,9 @@ def build_kernels():
             for d in range(D):
                 m = -np.inf
                 for k in range(K):
-                    g = -math.log(-math.log(u[i, d, k]))
-                    y[k] = (theta[d, k] + g) / tau
+                    y[k] = (theta[d, k] - math.log(-math.log(u[i, d, k]))) / tau
                     m = max(m, y[k])
-                total = 0.0
-                for k in range(K):
-                    y[k] = math.exp(y[k] - m)
-                    total += y[k]
-                dot = 0.0
-                for k in range(K):
-                    y[k] /= total
-                    dot += y[k] * 2.0 * (y[k] - target[d, k])
-                for k in range(K):
-                    grad = y[k] * (2.0 * (y[k] - target[d, k]) - dot) / tau
-                    s1[d, k] += grad
-                    s2[d, k] += grad * grad
+                fold_relaxed(y, m, target, d, tau, s1, s2)
 
     @njit(fastmath=True, cache=False)
     def fused_own_rng(n, theta, target, tau, s1, s2, seed):
@@ -66,21 +70,9 @@ def build_kernels():
                 m = -np.inf
                 for k in range(K):
                     uu = np.random.random() * (1 - 2.0**-24) + 2.0**-25
-                    g = -math.log(-math.log(uu))
-                    y[k] = (theta[d, k] + g) / tau
+                    y[k] = (theta[d, k] - math.log(-math.log(uu))) / tau
                     m = max(m, y[k])
-                total = 0.0
-                for k in range(K):
-                    y[k] = math.exp(y[k] - m)
-                    total += y[k]
-                dot = 0.0
-                for k in range(K):
-                    y[k] /= total
-                    dot += y[k] * 2.0 * (y[k] - target[d, k])
-                for k in range(K):
-                    grad = y[k] * (2.0 * (y[k] - target[d, k]) - dot) / tau
-                    s1[d, k] += grad
-                    s2[d, k] += grad * grad
+                fold_relaxed(y, m, target, d, tau, s1, s2)
 
     return fused_from_uniforms, fused_own_rng
 
