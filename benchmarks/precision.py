@@ -3,13 +3,13 @@
     python benchmarks/precision.py                 # sweep (docs/precision/precision.csv) + figure + table
     python benchmarks/precision.py --plot-only     # redraw from the CSV
 
-Runs ``gradbench sweep`` on the ``quadratic`` task (D = 20, K = 10) for every estimator, at float32, bfloat16 and
-float16, τ log-spaced from 10⁻³ to 10 (7 values), one seed, ``SAMPLES`` (4,096) estimates per cell; float32 is the
-reference: low-precision cells draw the same uniforms rounded to the dtype (:meth:`gradbench.rng.BlockRng.uniform`),
-so the three curves of an estimator differ by rounding only. The figure (``docs/precision/precision.png``) has one
-column per dtype and two rows: the share of non-finite estimates, and ‖bias‖/‖g*‖ over the finite ones.
-``docs/precision/breaks.md`` lists, per estimator and dtype, the smallest τ of the grid at which the cell is still
-clean (non-finite share ≤ 10⁻³) and the relative bias change against float32 at each τ.
+Runs ``gradbench sweep`` on the ``quadratic`` task (D = 20, K = 10) for every built-in estimator (the opt-in ones
+included), at float32, bfloat16 and float16, τ log-spaced from 10⁻³ to 10 (7 values), one seed, ``SAMPLES``
+(4,096) estimates per cell; float32 is the reference: low-precision cells draw the same uniforms rounded to the
+dtype (:meth:`gradbench.rng.BlockRng.uniform`), so the three curves of an estimator differ by rounding only. The
+figure (``docs/precision/precision.png``) has one column per dtype and two rows: the share of non-finite
+estimates, and ‖bias‖/‖g*‖ over the finite ones. ``docs/precision/breaks.md`` lists, per estimator and dtype,
+the τ of the grid with a flagged non-finite share and the largest relative bias change against float32.
 """
 
 from __future__ import annotations
@@ -29,9 +29,12 @@ SAMPLES = 4096
 
 def run_sweeps() -> None:
     from gradbench.cli import app
+    from gradbench.registry import all_estimators
 
+    estimators = ",".join(all_estimators())  # the opt-in ones too
     for dtype in DTYPES:  # --resume: an interrupted run goes on where it stopped (delete the CSV to start afresh)
-        args = ["sweep", "--tasks", "quadratic", "--taus", TAUS, "--seeds", "1", "--samples", str(SAMPLES)]
+        args = ["sweep", "--tasks", "quadratic", "-e", estimators, "--taus", TAUS, "--seeds", "1"]
+        args += ["--samples", str(SAMPLES)]
         args += ["--dtype", dtype, "--out", str(CSV)] + (["--resume"] if CSV.exists() else [])
         try:
             app(args, standalone_mode=False)
@@ -53,8 +56,8 @@ def draw(csv: Path = CSV) -> None:
     df = load_results(csv)
     df["rel_bias"] = df["bias"] / df["grad_norm"]
     names = sorted(df["estimator"].unique())
-    cmap = plt.get_cmap("tab20")
-    colours = {name: cmap(i % 20) for i, name in enumerate(names)}
+    palette = [plt.get_cmap("tab20")(i) for i in range(20)] + [plt.get_cmap("tab20b")(i) for i in range(0, 20, 2)]
+    colours = {name: palette[i % len(palette)] for i, name in enumerate(names)}
     markers = "os^vD<>phX*P8"
     fig, axes = plt.subplots(2, len(DTYPES), figsize=(5.2 * len(DTYPES), 8), sharex=True, sharey="row")
     for col, dtype in enumerate(DTYPES):
@@ -85,12 +88,12 @@ def draw(csv: Path = CSV) -> None:
     axes[0, 0].set_ylabel("non-finite share of estimates\n(10⁻⁵ = none; dashed: flag threshold 10⁻³)")
     axes[1, 0].set_ylabel("‖bias‖ / ‖g*‖ over the finite estimates\n(dashed: 1, a zero gradient's)")
     handles, labels = axes[1, 0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(8, len(labels)), fontsize=8, frameon=False)
+    fig.legend(handles, labels, loc="lower center", ncol=min(10, len(labels)), fontsize=8, frameon=False)
     n = int(df["n_samples"].iloc[0])
     fig.suptitle(
         f"Low precision: quadratic D = 20, K = 10, n = {n:,} estimates per cell, one seed; dotted: no temperature"
     )
-    fig.tight_layout(rect=(0, 0.06, 1, 0.96))
+    fig.tight_layout(rect=(0, 0.08, 1, 0.96))
     OUT.mkdir(parents=True, exist_ok=True)
     fig.savefig(OUT / "precision.png", dpi=110)
     write_atomic(OUT / "breaks.md", breaks_table(df))

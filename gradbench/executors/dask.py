@@ -81,6 +81,9 @@ class DaskExecutor(Executor):
                         threads_per_worker=1,
                         processes=True,
                         dashboard_address=None,
+                        # no dashboard; the scheduler's HTTP server (health, metrics) on a free local port: it
+                        # defaults to 8787 and warns when another cluster holds that port
+                        scheduler_kwargs={"dashboard_address": "127.0.0.1:0"},
                         silence_logs=logging.ERROR,
                     )
                 self._stack.callback(self.cluster.close, timeout=10)
