@@ -87,3 +87,15 @@ def registry_snapshot():
         for table, old in zip(tables, saved, strict=True):
             table.clear()
             table.update(old)
+
+
+def as_in_a_terminal() -> None:
+    """``preexec_fn`` for a child that a test will Ctrl-C: SIGINT at its default, as in an interactive shell.
+
+    A job started in the background by a non-interactive shell (``cmd &``, as CI runners and ``nohup`` do) starts
+    with SIGINT ignored, and its children inherit that; Python then installs no KeyboardInterrupt handler, and the
+    test's SIGINT would never arrive. Likewise a SIGINT blocked in the test process's mask is unblocked."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})

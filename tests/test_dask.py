@@ -34,7 +34,7 @@ from gradbench.sweep import (  # noqa: E402
     read_rows,
     run_sweep,
 )
-from tests.helpers import assert_one_line_error  # noqa: E402
+from tests.helpers import as_in_a_terminal, assert_one_line_error  # noqa: E402
 from tests.test_isolation import plant, ran  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -182,6 +182,7 @@ def test_ctrl_c_with_dask_saves_whole_rows_and_says_so(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=as_in_a_terminal,  # SIGINT not ignored, even when the test run is a background job
     )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 3):

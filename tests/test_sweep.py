@@ -40,7 +40,7 @@ from gradbench.sweep import (
     parse_taus,
     row_key,
 )
-from tests.helpers import assert_one_line_error
+from tests.helpers import as_in_a_terminal, assert_one_line_error
 
 ROOT = Path(__file__).resolve().parent.parent
 EXTRAS = Path(__file__).parent / "plugins" / "sweep_extras.py"
@@ -319,6 +319,7 @@ def test_ctrl_c_saves_whole_rows_and_says_so(tmp_path):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         start_new_session=True,
+        preexec_fn=as_in_a_terminal,  # SIGINT not ignored, even when the test run is a background job
     )
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and (not out.exists() or out.read_text().count("\n") < 3):
