@@ -129,7 +129,7 @@ def load_results(path: Path) -> pd.DataFrame:
     if "evals_per_estimate" not in expected:  # written before the cost columns
         from gradbench.cost import with_budgets
 
-        df["evals_per_estimate"] = df["draws_per_estimate"]  # the legacy meaning (see results.upgrade_row)
+        df["evals_per_estimate"] = df["draws_per_estimate"]  # then every built-in's evaluations per estimate
         df["seconds_per_estimate"] = df["seconds"] / df["n_samples"]
         df = with_budgets(df)
     df = df[list(COLUMNS)]

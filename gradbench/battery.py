@@ -43,7 +43,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from gradbench.errors import GradbenchError
 
@@ -776,24 +776,18 @@ def audit(
         verdicts.append(Verdict("two processes", SKIP, "not run (processes=False)"))
     declared = bool(build_estimator(name, dict(est_params)).unbiased)
     prop = "unbiased" if declared else "biased"
-    cells = _safe_cells(
+    cells = _safe(
         prop, lambda: bias_cells(name, est_params, ok, samples, seed, alpha, on_cell=lambda t: step(f"bias on {t}"))
     )
     verdicts.append(cells if isinstance(cells, Verdict) else bias_verdict(declared, cells, alpha, skipped))
     return AuditReport("estimator", name, verdicts, settings)
 
 
-def _safe(prop: str, work: Callable[[], Verdict]) -> Verdict:
+T = TypeVar("T")
+
+
+def _safe(prop: str, work: Callable[[], T]) -> T | Verdict:
     """A check that crashes is a FAIL of its property, with the one-line reason."""
-    try:
-        return work()
-    except KeyboardInterrupt:
-        raise
-    except Exception as exc:
-        return Verdict(prop, FAIL, _one_line(exc))
-
-
-def _safe_cells(prop: str, work: Callable[[], list[BiasCell]]) -> list[BiasCell] | Verdict:
     try:
         return work()
     except KeyboardInterrupt:

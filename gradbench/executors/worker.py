@@ -110,7 +110,6 @@ def call_batch(setup: WorkerSetup, fn: Callable[[Any], Any], items: list[Any]) -
     reported alone, the others still run (as they would one task each)."""
     from gradbench.executors import one_line
 
-    prepare_worker(setup)
     out: list[tuple[Any, str | None]] = []
     for item in items:
         try:
