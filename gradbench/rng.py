@@ -1,14 +1,23 @@
 """Reproducible randomness that does not depend on how a cell is split into chunks.
 
 The n estimates of a cell are cut into fixed *blocks* of ``block_size`` consecutive estimates (the block size
-depends only on the task's size, never on chunking, workers or executor). Block b owns a ``torch.Generator``
-seeded with ``block_seed(seed, b)``. A chunk is a run of whole blocks; every random tensor an estimator asks for is
-filled block by block from the blocks' own generators. Whatever the chunk size, block b's generator therefore
-sees the same sequence of requests and produces the same numbers, so a cell gives bit-identical estimates.
+depends only on the task's size, never on chunking, workers or executor). Block b owns generators seeded with
+``block_seed(seed, b)``: numpy's SFC64 bit generator for float32 uniforms on the CPU (the bulk of all draws) and a
+``torch.Generator`` for everything else (normals, other dtypes, CUDA). A chunk is a run of whole blocks; every
+random tensor an estimator asks for is filled block by block from the blocks' own generators. Whatever the chunk
+size, block b's generators therefore see the same sequence of requests and produce the same numbers, so a cell
+gives bit-identical estimates.
+
+Why SFC64 (Doty-Humphrey's "Small Fast Chaotic" generator, as shipped in numpy ≥ 1.17) and not torch's CPU
+Mersenne Twister: its raw 64-bit words cost about a third of the Twister's (``benchmarks/profile_relaxations.py``:
+float32 uniforms 1.8 against 2.6 ns per value, 1 thread), and uniforms are the largest single cost of every
+relaxation estimator. SFC64 passes TestU01's BigCrush and PractRand; its stream for a given seed is plain integer
+arithmetic (numpy seeds it through ``SeedSequence``), the same on every platform and numpy version.
 """
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 _MASK64 = (1 << 64) - 1
@@ -50,18 +59,27 @@ class BlockRng:
         self.sizes = sizes  # estimates in each block of this chunk
         self.n = sum(sizes)
         self.first_block = first_block
-        self._generators = []
-        for i in range(len(sizes)):
-            gen = torch.Generator(device=self.device)
-            gen.manual_seed(block_seed(seed, first_block + i))
-            self._generators.append(gen)
+        self._seeds = [block_seed(seed, first_block + i) for i in range(len(sizes))]
+        self._torch_generators: list[torch.Generator] | None = None  # made on first use
+        self._bit_generators: list[np.random.SFC64] | None = None  # made on first use
+
+    @property
+    def _generators(self) -> list[torch.Generator]:
+        """One ``torch.Generator`` per block (normals, uniforms other than CPU float32)."""
+        if self._torch_generators is None:
+            self._torch_generators = []
+            for block_seed_ in self._seeds:
+                gen = torch.Generator(device=self.device)
+                gen.manual_seed(block_seed_)
+                self._torch_generators.append(gen)
+        return self._torch_generators
 
     def uniform(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """U ~ Uniform[0, 1), shape n x *shape.
 
-        float32 on CPU: U = k·2⁻²⁴ with k the low 24 bits of each 32-bit half of 64-bit integer draws, the grid
-        ``Tensor.uniform_`` uses too, at about 1.3x its rate (its int-to-float step runs one value at a time).
-        Otherwise ``Tensor.uniform_``. Either way block by block, each block from its own generator.
+        float32 on CPU: U = k·2⁻²⁴ with k the low 24 bits of each 32-bit half of the block's SFC64 words (the grid
+        of ``Tensor.uniform_``, at about 2x its rate). Otherwise ``Tensor.uniform_`` from the block's
+        ``torch.Generator``. Either way block by block, each block from its own generator.
         float16 and bfloat16 (:data:`LOW_PRECISION`): the float32 numbers of the same seed, rounded to the dtype, so
         a low-precision cell sees the same draws as its float32 twin, only rounded (a paired comparison); a draw
         rounded up to 1 is set to the largest number below 1 so that U < 1 holds (a categorical draw stays in
@@ -90,23 +108,18 @@ class BlockRng:
         return out
 
     def _fill_float32(self, out: torch.Tensor) -> None:
-        """out (n x m, float32, contiguous) <- k·2⁻²⁴, k from ⌈size·m/2⌉ 64-bit draws per block."""
+        """out (n x m, float32, contiguous) <- k·2⁻²⁴, k from ⌈size·m/2⌉ SFC64 words per block (the low 24 bits of
+        each 32-bit half, low half first)."""
+        if self._bit_generators is None:
+            self._bit_generators = [np.random.SFC64(block_seed_) for block_seed_ in self._seeds]
         m = out.shape[1]
-        words = [(size * m + 1) // 2 for size in self.sizes]  # int64 draws per block
-        raw = torch.empty(sum(words), dtype=torch.int64)
-        start = 0
-        for gen, count in zip(self._generators, words, strict=True):
-            raw[start : start + count].random_(generator=gen)
-            start += count
-        halves = raw.view(torch.int32).bitwise_and_(0xFFFFFF)  # 2·Σ words values in [0, 2^24)
-        if all(size * m % 2 == 0 for size in self.sizes):  # the blocks' values are contiguous
-            out.view(-1).copy_(halves)
-        else:
-            row, word = 0, 0
-            for size, count in zip(self.sizes, words, strict=True):
-                out[row : row + size].view(-1).copy_(halves[2 * word : 2 * word + size * m])
-                row, word = row + size, word + count
-        out.mul_(2.0**-24)
+        row = 0
+        for bit_generator, size in zip(self._bit_generators, self.sizes, strict=True):
+            count = size * m
+            words = bit_generator.random_raw((count + 1) // 2)  # uint64, ⌈count/2⌉
+            halves = torch.from_numpy(words.view(np.int32))[:count].bitwise_and_(0xFFFFFF)  # count, in [0, 2^24)
+            torch.mul(halves, 2.0**-24, out=out[row : row + size].view(-1))  # exact: k < 2^24
+            row += size
 
     def open_uniform(self, *shape: int, dtype: torch.dtype = torch.float32) -> torch.Tensor:
         """U ~ Uniform(0, 1) kept inside [tiny, 1 − eps] of ``dtype``, so that log U and log(1 − U) are finite and

@@ -158,3 +158,18 @@ def test_categorical_one_hot_draws_what_rng_categorical_draws():
     assert not z[:, 0, 1].any() and bool(z[:, 2, 3].all())  # probability 0 and 1
     freq = z.mean(0)
     assert (freq - probs).abs().max() < 4 * (0.25 / 8192) ** 0.5
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("shape", [(64, 20, 10), (3, 1, 1), (5, 4, 2), (7, 3, 13)])
+def test_row_max_is_amax_over_the_last_axis(shape, dtype):
+    from gradbench.fast import row_max
+
+    x = torch.randn(*shape, generator=torch.Generator().manual_seed(0)).to(dtype)
+    x.view(-1)[:: max(1, x.numel() // 5)] = float("inf")
+    x.view(-1)[1 :: max(2, x.numel() // 3)] = float("nan")
+    x.view(-1)[2 :: max(3, x.numel() // 4)] = float("-inf")
+    got, expected = row_max(x), x.amax(-1, keepdim=True)
+    assert got.shape == expected.shape and got.dtype == dtype
+    assert torch.equal(got.isnan(), expected.isnan())
+    assert torch.equal(got.nan_to_num(0.0), expected.nan_to_num(0.0))

@@ -55,3 +55,40 @@ def test_gumbel_is_finite_and_has_the_gumbel_mean_and_variance():
     euler = 0.5772156649015329
     assert abs(float(g.mean()) - euler) < 4 * math.sqrt(math.pi**2 / 6 / n)
     assert abs(float(g.var()) - math.pi**2 / 6) < 0.02
+
+
+def test_float32_uniforms_are_the_low_24_bits_of_each_half_of_the_blocks_sfc64_words():
+    """Pins the stream: block b's k-th value is the low 24 bits of the k-th 32-bit half (low half first) of
+    ``numpy.random.SFC64(block_seed(seed, b))``'s words, times 2⁻²⁴; a second request continues the stream from
+    the next whole word."""
+    import numpy as np
+
+    from gradbench.rng import block_seed
+
+    rng = BlockRng(11, 3, [5, 4])
+    first = rng.uniform(3)  # 9 x 3: 15 values (8 words) from block 3, 12 values (6 words) from block 4
+    second = rng.uniform(3)
+    for block, rows, (a, b) in ((3, slice(0, 5), (0, 8)), (4, slice(5, 9), (0, 6))):
+        words = np.random.SFC64(block_seed(11, block)).random_raw(16)
+        halves = words.astype(np.uint64)
+        lows = (halves & 0xFFFFFFFF).astype(np.int64), (halves >> 32).astype(np.int64)
+        values = np.stack(lows, axis=1).reshape(-1) & 0xFFFFFF  # low half first
+        count = first[rows].numel()
+        expected_first = torch.from_numpy(values[:count] * 2.0**-24).float()
+        assert torch.equal(first[rows].reshape(-1), expected_first)
+        start = 2 * ((count + 1) // 2)  # the odd value's word is spent
+        expected_second = torch.from_numpy(values[start : start + count] * 2.0**-24).float()
+        assert torch.equal(second[rows].reshape(-1), expected_second)
+
+
+def test_blocks_and_requests_are_uncorrelated():
+    rng = BlockRng(5, 0, [4096, 4096])
+    u = rng.uniform(32).double()  # 8192 x 32
+    v = rng.uniform(32).double()  # the next request of the same blocks
+    pairs = {
+        "block 0 vs block 1": (u[:4096].reshape(-1), u[4096:].reshape(-1)),
+        "first vs second request": (u.reshape(-1), v.reshape(-1)),
+    }
+    for name, (a, b) in pairs.items():
+        r = float(torch.corrcoef(torch.stack([a, b]))[0, 1])
+        assert abs(r) < 4 / math.sqrt(a.numel()), name
