@@ -68,7 +68,7 @@ def test_float32_uniforms_are_the_low_24_bits_of_each_half_of_the_blocks_sfc64_w
     rng = BlockRng(11, 3, [5, 4])
     first = rng.uniform(3)  # 9 x 3: 15 values (8 words) from block 3, 12 values (6 words) from block 4
     second = rng.uniform(3)
-    for block, rows, (a, b) in ((3, slice(0, 5), (0, 8)), (4, slice(5, 9), (0, 6))):
+    for block, rows in ((3, slice(0, 5)), (4, slice(5, 9))):
         words = np.random.SFC64(block_seed(11, block)).random_raw(16)
         halves = words.astype(np.uint64)
         lows = (halves & 0xFFFFFFFF).astype(np.int64), (halves >> 32).astype(np.int64)
