@@ -23,7 +23,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(1)
 
-    from gradbench.fast import grad_f, perturbed_logits, row_sum, shifted_exp_and_hard_, softmax_vjp_
+    from gradbench.fast import grad_f, perturbed_logits, row_max, row_sum, shifted_exp_and_hard_, softmax_vjp_
     from gradbench.rng import BlockRng
     from gradbench.runner import CellSpec, prepare
     from gradbench.stats import GROUPS, GroupedMoments
@@ -57,7 +57,7 @@ def main() -> None:
         "clamp into (0, 1)": lambda: u.clone().clamp_(1e-38, 1 - 2**-23),
         "Gumbel: log, neg, log": lambda: u.clone().log_().neg_().log_(),
         "(θ − w)/τ": lambda: torch.add(theta / tau, y, alpha=-1.0 / tau),
-        "row max + subtract (st-gumbel)": lambda: y.clone().sub_(y.amax(-1, keepdim=True)),
+        "row max + subtract (st-gumbel)": lambda: y.clone().sub_(row_max(y)),
         "exp": lambda: y.exp(),
         "row sum + divide": lambda: e.clone().div_(row_sum(e, sizes)),
         "∂f/∂z (task.f_grad)": lambda: grad_f(task, soft),
