@@ -46,22 +46,28 @@ extern "C" void kat(const uint32_t* ctr, const uint32_t* key, uint32_t* out) {
     philox(c, key[0], key[1]);
     for (int i = 0; i < 4; ++i) out[i] = c[i];
 }
+// Slab b's unnormalised softmax terms into scratch (slab x P): uniforms on the midpoint grid (k + 1/2)·2⁻²⁴ from
+// Philox (counter (j, b, 0, 0)), then e = exp((θ + G)/τ − c_d) with G = −log(−log U) (base holds (θ − c_d·τ)/τ).
+static inline void exp_terms(float* scratch, int64_t b, const float* base, float inv_tau, int64_t P, uint32_t key0,
+                             uint32_t key1, int64_t slab) {
+    for (int64_t j = 0; j < slab * P / 4; ++j) {
+        uint32_t c[4] = {(uint32_t)j, (uint32_t)b, 0u, 0u};
+        philox(c, key0, key1);
+        for (int q = 0; q < 4; ++q) scratch[4 * j + q] = (float)(c[q] >> 8) * 0x1p-24f + 0x1p-25f;
+    }
+    for (int64_t i = 0; i < slab; ++i) {
+        float* row = scratch + i * P;
+        for (int64_t p = 0; p < P; ++p) row[p] = expf_(base[p] - logf_(-logf_(row[p])) * inv_tau);
+    }
+}
+
 // z̃ = softmax((θ + G)/τ) for n estimates (slab by slab) into out (n x P): the part of the estimate that does not
 // depend on the task, for the split route (f's gradient, the Jacobian product and the statistics stay in torch).
 extern "C" void relaxed(int64_t n, const float* base, float inv_tau, int64_t P, int64_t K, uint32_t key0,
                         uint32_t key1, float* out, int64_t slab) {
-    const int64_t words = slab * P / 4;
     for (int64_t b = 0; b < n / slab; ++b) {
         float* scratch = out + b * slab * P;
-        for (int64_t j = 0; j < words; ++j) {
-            uint32_t c[4] = {(uint32_t)j, (uint32_t)b, 0u, 0u};
-            philox(c, key0, key1);
-            for (int q = 0; q < 4; ++q) scratch[4 * j + q] = (float)(c[q] >> 8) * 0x1p-24f + 0x1p-25f;
-        }
-        for (int64_t i = 0; i < slab; ++i) {
-            float* row = scratch + i * P;
-            for (int64_t p = 0; p < P; ++p) row[p] = expf_(base[p] - logf_(-logf_(row[p])) * inv_tau);
-        }
+        exp_terms(scratch, b, base, inv_tau, P, key0, key1, slab);
         for (int64_t r = 0; r < slab * P / K; ++r) {
             float* row = scratch + r * K;
             float total = 0.0f;
@@ -71,29 +77,27 @@ extern "C" void relaxed(int64_t n, const float* base, float inv_tau, int64_t P, 
     }
 }
 
+// The whole estimate for the quadratic task, f(z) = Σ (z − c)²: softmax, v = 2(z − c), g = z ⊙ (v − ⟨z, v⟩)/τ,
+// folded into float64 sums s1 += g, s2 += g².
 extern "C" void fused(int64_t n, const float* base, float inv_tau, const float* target, int64_t P, int64_t K,
                       uint32_t key0, uint32_t key1, double* s1, double* s2, float* scratch, int64_t slab) {
-    const int64_t words = slab * P / 4;
     for (int64_t b = 0; b < n / slab; ++b) {
-        for (int64_t j = 0; j < words; ++j) {
-            uint32_t c[4] = {(uint32_t)j, (uint32_t)b, 0u, 0u};
-            philox(c, key0, key1);
-            for (int q = 0; q < 4; ++q) scratch[4 * j + q] = (float)(c[q] >> 8) * 0x1p-24f + 0x1p-25f;
-        }
-        for (int64_t i = 0; i < slab; ++i) {
-            float* row = scratch + i * P;
-            for (int64_t p = 0; p < P; ++p) row[p] = expf_(base[p] - logf_(-logf_(row[p])) * inv_tau);
-        }
+        exp_terms(scratch, b, base, inv_tau, P, key0, key1, slab);
         for (int64_t r = 0; r < slab * P / K; ++r) {
             float* row = scratch + r * K;
             const int64_t p0 = (r * K) % P;
             float total = 0.0f, dot = 0.0f;
             for (int64_t k = 0; k < K; ++k) total += row[k];
-            for (int64_t k = 0; k < K; ++k) { float z = row[k] / total; row[k] = z; dot += z * (2.0f * (z - target[p0 + k])); }
+            for (int64_t k = 0; k < K; ++k) {
+                float z = row[k] / total;
+                row[k] = z;
+                dot += z * (2.0f * (z - target[p0 + k]));
+            }
             for (int64_t k = 0; k < K; ++k) {
                 float z = row[k];
                 double g = (double)(z * (2.0f * (z - target[p0 + k]) - dot) * inv_tau);
-                s1[p0 + k] += g; s2[p0 + k] += g * g;
+                s1[p0 + k] += g;
+                s2[p0 + k] += g * g;
             }
         }
     }
