@@ -8,7 +8,7 @@ The public API (:mod:`gradbench.api`: ``run``, ``sweep``, ``audit``, ``load_resu
 ``register_surrogate``) is exported lazily: ``import gradbench`` imports neither torch nor pandas.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 import types as _types  # noqa: E402
 

@@ -11,8 +11,10 @@ gives bit-identical estimates.
 Why SFC64 (Doty-Humphrey's "Small Fast Chaotic" generator, as shipped in numpy ≥ 1.17) and not torch's CPU
 Mersenne Twister: its raw 64-bit words cost about a third of the Twister's (``benchmarks/profile_relaxations.py``:
 float32 uniforms 1.8 against 2.6 ns per value, 1 thread), and uniforms are the largest single cost of every
-relaxation estimator. SFC64 passes TestU01's BigCrush and PractRand; its stream for a given seed is plain integer
-arithmetic (numpy seeds it through ``SeedSequence``), the same on every platform and numpy version.
+relaxation estimator. SFC64 passes TestU01's BigCrush and PractRand. Its stream for a given seed is plain integer
+arithmetic (numpy seeds it through ``SeedSequence``); the halves are taken low half first as laid out on
+little-endian machines. numpy promises the same stream only for the same numpy build, which is why ``gradbench
+check``'s exact tier matches numpy's version along with torch's (``gradbench.baseline.MATCH_KEYS``).
 """
 
 from __future__ import annotations
