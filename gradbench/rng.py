@@ -8,10 +8,10 @@ random tensor an estimator asks for is filled block by block from the blocks' ow
 size, block b's generators therefore see the same sequence of requests and produce the same numbers, so a cell
 gives bit-identical estimates.
 
-Why SFC64 (Doty-Humphrey's "Small Fast Chaotic" generator, as shipped in numpy ≥ 1.17) and not torch's CPU
-Mersenne Twister: its raw 64-bit words cost about a third of the Twister's (``benchmarks/profile_relaxations.py``:
-float32 uniforms 1.8 against 2.6 ns per value, 1 thread), and uniforms are the largest single cost of every
-relaxation estimator. SFC64 passes TestU01's BigCrush and PractRand. Its stream for a given seed is plain integer
+Why SFC64 (Doty-Humphrey's "Small Fast Chaotic" generator, as shipped in numpy ≥ 1.17) and not torch's CPU Mersenne
+Twister: float32 uniforms cost 1.8 against 2.6 ns per value (one process, 1 thread, this project's 2-core machine;
+docs/performance.md), and uniforms are the largest single cost of every relaxation estimator. SFC64 passes TestU01's
+BigCrush and PractRand (as numpy's documentation of it reports). Its stream for a given seed is plain integer
 arithmetic (numpy seeds it through ``SeedSequence``); the halves are taken low half first as laid out on
 little-endian machines. numpy promises the same stream only for the same numpy build, which is why ``gradbench
 check``'s exact tier matches numpy's version along with torch's (``gradbench.baseline.MATCH_KEYS``).

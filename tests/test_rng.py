@@ -69,9 +69,8 @@ def test_float32_uniforms_are_the_low_24_bits_of_each_half_of_the_blocks_sfc64_w
     first = rng.uniform(3)  # 9 x 3: 15 values (8 words) from block 3, 12 values (6 words) from block 4
     second = rng.uniform(3)
     for block, rows in ((3, slice(0, 5)), (4, slice(5, 9))):
-        words = np.random.SFC64(block_seed(11, block)).random_raw(16)
-        halves = words.astype(np.uint64)
-        lows = (halves & 0xFFFFFFFF).astype(np.int64), (halves >> 32).astype(np.int64)
+        words = np.random.SFC64(block_seed(11, block)).random_raw(16)  # uint64
+        lows = (words & 0xFFFFFFFF).astype(np.int64), (words >> 32).astype(np.int64)
         values = np.stack(lows, axis=1).reshape(-1) & 0xFFFFFF  # low half first
         count = first[rows].numel()
         expected_first = torch.from_numpy(values[:count] * 2.0**-24).float()
